@@ -1,0 +1,304 @@
+// Package render turns a validated site into cloud-init files for each node:
+// user-data, meta-data, network-config and vendor-data. Templates and the
+// files put on nodes are data (packages templates and overlays); this
+// package only fills them in.
+package render
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+
+	"sort"
+	"strings"
+	"testing/fstest"
+	"text/template"
+
+	"github.com/lablup/bainode/builder/spec"
+	"github.com/lablup/bainode/overlays"
+	"github.com/lablup/bainode/templates"
+)
+
+// The guide's /etc/hosts markers.
+const (
+	HostsBegin = "##### BEGIN for Backend.AI services #####"
+	HostsEnd   = "##### END for Backend.AI services #####"
+)
+
+// UserDataLimit is the AWS EC2 user-data limit; larger user-data gets a warning.
+const UserDataLimit = 16 * 1024
+
+// Key fingerprints the provisioning script checks apt keys against.
+var keyFingerprints = struct{ Docker, NVIDIA, CUDA string }{
+	Docker: "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
+	NVIDIA: "C95B321B61E88C1809C4F759DDCAE044F796ECB0",
+	CUDA:   "EB693B3035CD5710E231E123A4B469963BF863CC",
+}
+
+// Files are one node's cloud-init files.
+type Files struct {
+	UserData      []byte
+	MetaData      []byte
+	NetworkConfig []byte
+	VendorData    []byte
+	// Secret is true when user-data holds a password hash, SSH keys or
+	// registry tokens, so it must be written 0600.
+	Secret bool
+	// Warnings are things the operator should know, such as size limits.
+	Warnings []string
+}
+
+// FS returns the files as a flat fs.FS, ready for seed.WriteISO.
+func (f Files) FS() fs.FS {
+	m := fstest.MapFS{}
+	for name, b := range f.Map() {
+		m[name] = &fstest.MapFile{Data: b, Mode: 0o600}
+	}
+	return m
+}
+
+// Map returns the files by their NoCloud names.
+func (f Files) Map() map[string][]byte {
+	return map[string][]byte{
+		"user-data":      f.UserData,
+		"meta-data":      f.MetaData,
+		"network-config": f.NetworkConfig,
+		"vendor-data":    f.VendorData,
+	}
+}
+
+// Names are the NoCloud file names in a stable order.
+var Names = []string{"meta-data", "network-config", "user-data", "vendor-data"}
+
+// Renderer renders nodes. It is safe for concurrent use.
+type Renderer struct {
+	tmpl     *template.Template
+	targets  map[string]Target
+	overlays fs.FS
+	version  string
+	statics  map[string]string // overlay path -> gz+b64, computed once
+}
+
+// Options configure a Renderer; zero values use the embedded data.
+type Options struct {
+	Templates fs.FS  // default templates.FS
+	Overlays  fs.FS  // default overlays.FS
+	Version   string // bainode's version, stamped in user-data
+}
+
+// New parses the templates and target data.
+func New(o Options) (*Renderer, error) {
+	if o.Templates == nil {
+		o.Templates = templates.FS
+	}
+	if o.Overlays == nil {
+		o.Overlays = overlays.FS
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	t, err := template.New("").Option("missingkey=error").Funcs(funcs).ParseFS(o.Templates, "cloud-init/*.tmpl")
+	if err != nil {
+		return nil, err
+	}
+	targets, err := LoadTargets(o.Templates)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range spec.Targets {
+		if _, ok := targets[name]; !ok {
+			return nil, fmt.Errorf("targets.yaml has no entry for target %s", name)
+		}
+	}
+	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}}
+	for _, f := range staticFiles {
+		b, err := fs.ReadFile(o.Overlays, f.src)
+		if err != nil {
+			return nil, fmt.Errorf("overlay %s: %w", f.src, err)
+		}
+		r.statics[f.src] = gzB64(b)
+	}
+	return r, nil
+}
+
+// staticFile is an overlay file installed on nodes as is.
+type staticFile struct {
+	src, dst, mode string
+	when           func(*view) bool
+}
+
+var always = func(*view) bool { return true }
+
+var staticFiles = []staticFile{
+	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always},
+	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }},
+	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }},
+}
+
+// Node renders one node of a validated site.
+func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
+	v, err := r.view(site, n)
+	if err != nil {
+		return Files{}, err
+	}
+	var f Files
+	// write_files entries, in a fixed order.
+	add := func(dst, mode, tmpl string) error {
+		b, err := r.exec(tmpl, v)
+		if err != nil {
+			return err
+		}
+		v.Files = append(v.Files, writeFile{Path: dst, Mode: mode, Content: strings.TrimLeft(string(b), "\n")})
+		return nil
+	}
+	steps := []struct {
+		on              bool
+		dst, mode, tmpl string
+	}{
+		{true, "/etc/security/limits.d/99-backendai.conf", "0644", "limits.conf.tmpl"},
+		{v.S.Limits.Systemd, "/etc/systemd/system.conf.d/99-backendai.conf", "0644", "systemd-limits.conf.tmpl"},
+		{v.S.Limits.Systemd, "/etc/systemd/user.conf.d/99-backendai.conf", "0644", "systemd-limits.conf.tmpl"},
+		{v.S.Sysctl.Enabled, "/etc/sysctl.d/99-backendai.conf", "0644", "sysctl.conf.tmpl"},
+		{v.HostsOn, "/etc/bainode/hosts.block", "0644", "hosts.block.tmpl"},
+		{len(v.S.Storage.NFS) > 0, "/etc/bainode/fstab", "0644", "fstab.tmpl"},
+		{true, "/etc/bainode/provision.env", "0644", "provision.env.tmpl"},
+		{true, "/etc/bainode/verify.env", "0644", "verify.env.tmpl"},
+	}
+	for _, s := range steps {
+		if s.on {
+			if err := add(s.dst, s.mode, s.tmpl); err != nil {
+				return Files{}, err
+			}
+		}
+	}
+	if v.S.Docker.Enabled && len(v.S.Docker.DaemonJSON) > 0 {
+		b, err := json.MarshalIndent(v.S.Docker.DaemonJSON, "", "  ")
+		if err != nil {
+			return Files{}, fmt.Errorf("docker.daemon_json: %w", err)
+		}
+		v.Files = append(v.Files, writeFile{Path: "/etc/bainode/daemon.json", Mode: "0644", Content: string(b) + "\n"})
+	}
+	if regs := v.S.Images.Registries; len(regs) > 0 {
+		var b strings.Builder
+		for _, ra := range regs {
+			fmt.Fprintf(&b, "%s %s %s\n", ra.Registry, ra.Username, ra.Token)
+		}
+		v.Files = append(v.Files, writeFile{Path: "/etc/bainode/registry-auth", Mode: "0600", Content: b.String()})
+		f.Secret = true
+	}
+	for _, s := range staticFiles {
+		if s.when(v) {
+			v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Encoded: r.statics[s.src]})
+		}
+	}
+	if f.UserData, err = r.exec("user-data.tmpl", v); err != nil {
+		return Files{}, err
+	}
+	if f.NetworkConfig, err = r.exec("network-config.tmpl", v); err != nil {
+		return Files{}, err
+	}
+	// The instance-id follows the content, so a changed config is a new
+	// instance and cloud-init runs its per-instance modules again.
+	h := sha256.New()
+	h.Write(f.UserData)
+	h.Write([]byte{0})
+	h.Write(f.NetworkConfig)
+	v.InstanceID = "bainode-" + n.Hostname + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+	if f.MetaData, err = r.exec("meta-data.tmpl", v); err != nil {
+		return Files{}, err
+	}
+	f.VendorData = []byte{}
+	f.Secret = f.Secret || v.Op.PasswordHash != "" || len(v.Op.SSHAuthorizedKeys) > 0
+	if site.Seed.Gzip {
+		f.UserData = gz(f.UserData)
+	}
+	if len(f.UserData) > UserDataLimit {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; set seed.gzip: true", n.Hostname, len(f.UserData)))
+	}
+	return f, nil
+}
+
+func (r *Renderer) exec(name string, v *view) ([]byte, error) {
+	var b bytes.Buffer
+	if err := r.tmpl.ExecuteTemplate(&b, name, v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// writeFile is one write_files entry.
+type writeFile struct {
+	Path, Mode, Content, Encoded string
+}
+
+var funcs = template.FuncMap{
+	// quote writes a YAML double-quoted scalar (JSON strings are YAML).
+	"quote": yamlQuote,
+	// flow writes a YAML flow list of quoted strings.
+	"flow": func(ss []string) string {
+		q := make([]string, len(ss))
+		for i, s := range ss {
+			q[i] = yamlQuote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	},
+	"indent": func(n int, s string) string {
+		pad := strings.Repeat(" ", n)
+		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+		for i, l := range lines {
+			if l != "" {
+				lines[i] = pad + l
+			}
+		}
+		return strings.Join(lines, "\n")
+	},
+	"join": strings.Join,
+	// sh single-quotes a value for a shell-sourced env file.
+	"sh": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+	"bit": func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	},
+}
+
+// yamlQuote writes a YAML double-quoted scalar: a JSON string, without
+// JSON's HTML escaping.
+func yamlQuote(s string) string {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	e.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func gz(b []byte) []byte {
+	var out bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+// gzB64 is write_files' gz+b64 encoding: it keeps scripts well inside
+// user-data size limits. The gzip header has no time, so it is reproducible.
+func gzB64(b []byte) string { return base64.StdEncoding.EncodeToString(gz(b)) }
+
+// sortedKeys is used where maps feed output, so output never depends on map order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,120 @@
+package render
+
+import (
+	"fmt"
+
+	"github.com/lablup/bainode/builder/spec"
+)
+
+// view is what the templates see for one node.
+type view struct {
+	Version    string
+	SiteName   string
+	Node       *spec.Node
+	S          *spec.Settings
+	Op         *spec.Operator
+	Target     Target
+	Files      []writeFile
+	InstanceID string
+
+	ExtraGroups  []string // groups to create before the user (docker)
+	HostsOn      bool
+	HostsBegin   string
+	HostsEnd     string
+	HostNames    []string
+	NFSNames     []string
+	Sysctl       [][2]string
+	DockerRepo   string
+	GPUDriver    []string
+	CUDAPackages []string
+	Toolkit      bool
+	Keys         struct{ Docker, NVIDIA, CUDA string }
+	Python       struct{ Asset, URL, SumsURL string }
+	PythonHome   string
+	Net          netView
+}
+
+type netView struct {
+	ID, MAC, Glob, Address, Gateway string
+	DNS                             []string
+}
+
+func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
+	t, ok := r.targets[n.Target]
+	if !ok {
+		return nil, fmt.Errorf("%s: no target data for %q", n.Hostname, n.Target)
+	}
+	s := &n.Settings
+	v := &view{
+		Version: r.version, SiteName: site.Name, Node: n, S: s, Op: &s.Operator, Target: t,
+		HostsBegin: HostsBegin, HostsEnd: HostsEnd,
+		HostsOn:    s.Hosts.Enabled && len(s.Hosts.Entries) > 0,
+		Keys:       keyFingerprints,
+		PythonHome: fmt.Sprintf("/home/%s/.static-python/versions/%s", s.Operator.Name, s.Python.Version),
+	}
+	if v.HostsOn {
+		for _, e := range s.Hosts.Entries {
+			v.HostNames = append(v.HostNames, e.Names...)
+		}
+	}
+	for _, m := range s.Storage.NFS {
+		v.NFSNames = append(v.NFSNames, m.Name)
+	}
+	for _, g := range s.Operator.Groups {
+		// Groups that no package has made yet; sudo exists on every target.
+		if g != "sudo" && g != s.Operator.Name {
+			v.ExtraGroups = append(v.ExtraGroups, g)
+		}
+	}
+	v.Sysctl = sysctlLines(s.Sysctl.Set)
+	v.DockerRepo = s.Docker.Repository + "/" + t.DockerPath
+	if s.GPU.Enabled {
+		v.GPUDriver = fill(t.NvidiaDriver, s.GPU.Driver, s.GPU.CUDA)
+		if s.GPU.CUDA != "" {
+			v.CUDAPackages = fill(t.CUDARuntime, s.GPU.Driver, s.GPU.CUDA)
+		}
+		v.Toolkit = s.GPU.Toolkit
+	}
+	if s.Python.Enabled {
+		p := s.Python
+		v.Python.Asset = fmt.Sprintf("cpython-%s+%s-%s-%s.tar.gz", p.Version, p.Release, p.Triple, p.Flavor)
+		v.Python.URL = fmt.Sprintf("%s/%s/%s", p.Mirror, p.Release, v.Python.Asset)
+		v.Python.SumsURL = fmt.Sprintf("%s/%s/SHA256SUMS", p.Mirror, p.Release)
+	}
+	v.Net = netView{ID: "primary", MAC: n.MAC, DNS: n.DNS, Gateway: n.Gateway}
+	switch {
+	case n.Interface != "":
+		v.Net.ID = n.Interface
+	case n.MAC == "" && t.DHCPInterface != "":
+		v.Net.ID = t.DHCPInterface
+	case n.MAC == "":
+		v.Net.Glob = t.DHCPMatch
+	}
+	if n.IP != "" {
+		p, err := spec.ParseIP(n.IP)
+		if err != nil {
+			return nil, fmt.Errorf("%s: ip: %w", n.Hostname, err)
+		}
+		v.Net.Address = p.String()
+	}
+	return v, nil
+}
+
+// sysctlLines is the guide's keys in the guide's order with overrides
+// applied, then extra keys sorted by name.
+func sysctlLines(set map[string]string) [][2]string {
+	lines := spec.GuideSysctl()
+	seen := map[string]bool{}
+	for i, kv := range lines {
+		seen[kv[0]] = true
+		if v, ok := set[kv[0]]; ok {
+			lines[i][1] = v
+		}
+	}
+	for _, k := range sortedKeys(set) {
+		if !seen[k] {
+			lines = append(lines, [2]string{k, set[k]})
+		}
+	}
+	return lines
+}

@@ -1,0 +1,119 @@
+// Package seed writes NoCloud seed images (ISO9660 "cidata" or FAT "CIDATA")
+// natively with go-diskfs. It knows nothing of sites or nodes: it writes the
+// top-level regular files of any fs.FS.
+package seed
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Format names a seed filesystem.
+type Format string
+
+const (
+	ISO Format = "iso" // ISO9660 with Rock Ridge, volume id "cidata" (the default)
+	FAT Format = "fat" // FAT12 labelled "CIDATA", as cloud-localds -f vfat makes
+)
+
+// ParseFormat accepts the names used on the command line and in site files.
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "", "iso", "iso9660":
+		return ISO, nil
+	case "fat", "vfat":
+		return FAT, nil
+	}
+	return "", fmt.Errorf("seed format %q: want iso or vfat", s)
+}
+
+// Ext is the file name extension bainode uses for the format.
+func (f Format) Ext() string {
+	if f == FAT {
+		return ".img"
+	}
+	return ".iso"
+}
+
+// Write writes files as a seed image at path in the given format.
+func Write(path string, files fs.FS, f Format) error {
+	if f == FAT {
+		return WriteFAT(path, files)
+	}
+	return WriteISO(path, files)
+}
+
+// Epoch is the timestamp stamped on everything in a seed: SOURCE_DATE_EPOCH
+// when set, else the Unix epoch, so equal inputs give byte-identical seeds.
+func Epoch() time.Time {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(n, 0).UTC()
+		}
+	}
+	return time.Unix(0, 0).UTC()
+}
+
+type entry struct {
+	name string
+	data []byte
+}
+
+// entries reads the top-level regular files of fsys in name order.
+func entries(fsys fs.FS) ([]entry, error) {
+	des, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	var out []entry
+	for _, de := range des {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, de.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry{de.Name(), b})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	for _, e := range out {
+		if e.name == "meta-data" {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("no meta-data file: cloud-init ignores a seed without one")
+}
+
+// atomically builds the image at a temporary name beside path and renames it
+// into place, so a reader never sees half a seed.
+func atomically(path string, build func(tmp string) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	// go-diskfs refuses to create over an existing file.
+	os.Remove(tmp)
+	if err := build(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Seeds may carry password hashes and keys.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decoder walks a yaml.Node into a Go value strictly: unknown keys, wrong
+// kinds and bad scalars are problems with their position, and decoding goes
+// on so that every problem is reported. Fields not present keep their value,
+// which is how defaults and the site → role → node layers work.
+type decoder struct {
+	r *report
+	// origin records, for each field path relative to the settings root,
+	// where its effective value came from (the last layer that set it).
+	origin map[string]origin
+	prefix string // spec path of the layer being decoded ("", "roles.agent.", "nodes[1].")
+}
+
+type origin struct {
+	path string
+	pos  position
+}
+
+func posOf(n *yaml.Node) position { return position{n.Line, n.Column} }
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Secret keys that must never hold a plaintext password.
+var plaintextKeys = map[string]bool{"password": true, "plain_text_passwd": true, "passwd": true}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if d.origin != nil && path != "" {
+		d.origin[path] = origin{d.prefix + path, posOf(n)}
+	}
+	full := d.prefix + path
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.r.add(posOf(n), full, "want a list, got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.r.add(posOf(n), full, "want a mapping, got %s", describe(n))
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, ev, join(path, k.Value))
+			v.SetMapIndex(reflect.ValueOf(k.Value), ev)
+		}
+	case reflect.Interface:
+		var x any
+		if err := n.Decode(&x); err != nil {
+			d.r.add(posOf(n), full, "%v", err)
+			return
+		}
+		v.Set(reflect.ValueOf(&x).Elem())
+	default:
+		d.decodeScalar(n, v, full)
+	}
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	full := d.prefix + path
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return // "docker:" with nothing under it keeps the defaults
+		}
+		d.r.add(posOf(n), full, "want a mapping, got %s", describe(n))
+		return
+	}
+	fields := fieldsOf(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		kp := join(full, k.Value)
+		if seen[k.Value] {
+			d.r.add(posOf(k), kp, "key given twice")
+			continue
+		}
+		seen[k.Value] = true
+		idx, ok := fields[k.Value]
+		if !ok {
+			if plaintextKeys[k.Value] {
+				d.r.add(posOf(k), kp, "plaintext passwords are not accepted; run 'bainode passwd' and put the hash in password_hash")
+				continue
+			}
+			d.r.add(posOf(k), kp, "unknown key%s", suggest(k.Value, fields))
+			continue
+		}
+		d.decode(val, v.FieldByIndex(idx), join(path, k.Value))
+	}
+}
+
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, full string) {
+	if n.Kind != yaml.ScalarNode {
+		d.r.add(posOf(n), full, "want a %s, got %s", kindName(v.Kind()), describe(n))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if n.Tag != "!!str" && n.Tag != "!!int" && n.Tag != "!!float" {
+			d.r.add(posOf(n), full, "want a string, got %s", describe(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		if n.Tag != "!!bool" {
+			d.r.add(posOf(n), full, "want true or false, got %q", n.Value)
+			return
+		}
+		v.SetBool(n.Value == "true" || n.Value == "True" || n.Value == "TRUE")
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(n.Value, 0, 64)
+		if n.Tag != "!!int" || err != nil {
+			d.r.add(posOf(n), full, "want a whole number, got %q", n.Value)
+			return
+		}
+		v.SetInt(i)
+	default:
+		d.r.add(posOf(n), full, "cannot decode into %s", v.Type())
+	}
+}
+
+// fieldsOf maps yaml keys to field indexes, following ",inline" fields.
+func fieldsOf(t reflect.Type) map[string][]int {
+	m := map[string][]int{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "inline" {
+			for k, idx := range fieldsOf(f.Type) {
+				m[k] = append([]int{i}, idx...)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = []int{i}
+	}
+	return m
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.Tag {
+	case "!!null":
+		return "nothing"
+	case "!!str":
+		return fmt.Sprintf("the string %q", n.Value)
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "whole number"
+	}
+	return k.String()
+}
+
+// suggest names the closest known key, for typos like "sudo_nopaswd".
+func suggest(key string, fields map[string][]int) string {
+	best, bestD := "", 3
+	for k := range fields {
+		if d := distance(key, k); d < bestD || (d == bestD && k < best) {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

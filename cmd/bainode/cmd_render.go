@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lablup/bainode/builder/render"
+	"github.com/lablup/bainode/builder/seed"
+	"github.com/lablup/bainode/builder/spec"
+)
+
+var outFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "out", Usage: "write `DIR`/<hostname>/ for each node"}
+
+func init() {
+	register(&cli.Command{
+		Name:  "render",
+		Usage: "write cloud-init user-data, meta-data, network-config and vendor-data for each node",
+		Description: `Writes DIR/<hostname>/{user-data,meta-data,network-config,vendor-data}.
+user-data is mode 0600 when it holds a password hash, SSH keys or registry
+tokens. Use the files as they are on cloud instances, or make seeds with
+'bainode seed'.
+
+Examples:
+  bainode render --config site.yaml -o out
+  bainode render --example cluster --node bai-a01 --stdout | \
+    openstack server create --user-data /dev/stdin ...`,
+		Flags: siteFlags(outFlag, nodeFlag,
+			&cli.BoolFlag{Name: "stdout", Usage: "print the user-data of the one selected node instead of writing files"},
+		),
+		Action: func(c *cli.Context) error {
+			site, nodes, err := prepare(c)
+			if err != nil {
+				return err
+			}
+			r, err := render.New(render.Options{Version: version})
+			if err != nil {
+				return err
+			}
+			if c.Bool("stdout") {
+				if len(nodes) != 1 {
+					return usagef("--stdout needs exactly one node; pick one with --node")
+				}
+				f, err := r.Node(site, nodes[0])
+				if err != nil {
+					return err
+				}
+				for _, w := range f.Warnings {
+					warnf("%s", w)
+				}
+				_, err = c.App.Writer.Write(f.UserData)
+				return err
+			}
+			return forEachNode(c, site, nodes, r, nil)
+		},
+	})
+	register(&cli.Command{
+		Name:  "seed",
+		Usage: "render each node and write its NoCloud seed image",
+		Description: `Like render, and also writes DIR/<hostname>/seed.iso (ISO9660, volume id
+"cidata", Rock Ridge) or seed.img (FAT12, label "CIDATA") with --format vfat.
+Attach the image as a CD-ROM or disk; cloud-init's NoCloud datasource finds it
+by label. Seeds are reproducible: the same inputs give the same bytes
+(SOURCE_DATE_EPOCH sets the timestamps).
+
+Examples:
+  bainode seed -o out                        # the built-in single-node example
+  bainode seed --config site.yaml --format vfat -o out`,
+		Flags: siteFlags(outFlag, nodeFlag,
+			&cli.StringFlag{Name: "format", Usage: "seed `FORMAT`: iso or vfat (default: the site's seed.format, else iso)"},
+		),
+		Action: func(c *cli.Context) error {
+			site, nodes, err := prepare(c)
+			if err != nil {
+				return err
+			}
+			fv := site.Seed.Format
+			if c.IsSet("format") {
+				fv = c.String("format")
+			}
+			format, err := seed.ParseFormat(fv)
+			if err != nil {
+				return usagef("--format: %v", err)
+			}
+			r, err := render.New(render.Options{Version: version})
+			if err != nil {
+				return err
+			}
+			return forEachNode(c, site, nodes, r, &format)
+		},
+	})
+}
+
+func prepare(c *cli.Context) (*spec.Site, []*spec.Node, error) {
+	site, err := loadSite(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes, err := selectNodes(c, site)
+	return site, nodes, err
+}
+
+// forEachNode renders every node into DIR/<hostname>/ and, with a format,
+// writes its seed there too.
+func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.Renderer, format *seed.Format) error {
+	out := c.String("output")
+	for _, n := range nodes {
+		f, err := r.Node(site, n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Hostname, err)
+		}
+		for _, w := range f.Warnings {
+			warnf("%s", w)
+		}
+		dir := filepath.Join(out, n.Hostname)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for name, b := range f.Map() {
+			mode := os.FileMode(0o644)
+			if name == "user-data" && f.Secret {
+				mode = 0o600
+			}
+			if err := writeFile(filepath.Join(dir, name), b, mode); err != nil {
+				return err
+			}
+		}
+		what := "cloud-init files"
+		if format != nil {
+			p := filepath.Join(dir, "seed"+format.Ext())
+			if err := seed.Write(p, f.FS(), *format); err != nil {
+				return err
+			}
+			what = "cloud-init files and " + filepath.Base(p)
+		}
+		fmt.Fprintf(c.App.Writer, "%s: %s in %s\n", n.Hostname, what, dir)
+	}
+	return nil
+}
