@@ -67,8 +67,8 @@ func Parse(name string, data []byte) (*Site, error) {
 		}
 		eff := l.layer(Defaults(n.Role), root, roleNode, "roles."+n.Role+".", self)
 		eff.node = i
+		l.checkSettings(&eff)
 		n.Settings = eff.s
-		l.checkSettings(eff)
 	}
 	l.checkNodes()
 	l.fillHosts()
@@ -166,7 +166,14 @@ func (l *loader) at(path string) position {
 
 var lastPart = regexp.MustCompile(`(\.[^.\[\]]+|\[\d+\])$`)
 
-func parent(p string) string { return lastPart.ReplaceAllString(p, "") }
+// parent strips the last part of a spec path: nodes[2].ip -> nodes[2] -> nodes -> "".
+func parent(p string) string {
+	q := lastPart.ReplaceAllString(p, "")
+	if q == p {
+		return ""
+	}
+	return q
+}
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 

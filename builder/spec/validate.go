@@ -90,7 +90,8 @@ func (l *loader) checkNodes() {
 		if !slices.Contains(Roles, n.Role) {
 			bad("role", "%q is not a role; want one of %s", n.Role, strings.Join(Roles, ", "))
 		}
-		if n.Target != "" && !slices.Contains(Targets, n.Target) {
+		// An inherited target was reported at the top already.
+		if _, own := l.pos[p+".target"]; own && !slices.Contains(Targets, n.Target) {
 			bad("target", "%q is not a target; want one of %s", n.Target, strings.Join(Targets, ", "))
 		}
 		for j, a := range n.Aliases {
@@ -161,7 +162,7 @@ func ParseIP(s string) (netip.Prefix, error) {
 // checkSettings validates one node's effective settings. A problem is
 // reported where the offending value was written (site, role or node); a
 // problem with a default is reported at the node.
-func (l *loader) checkSettings(e effective) {
+func (l *loader) checkSettings(e *effective) {
 	nodePath := fmt.Sprintf("nodes[%d]", e.node)
 	bad := func(field, format string, a ...any) {
 		for f := field; f != ""; f = parent(f) {
