@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lablup/bainode/builder/verify"
+	"github.com/lablup/bainode/overlays"
+)
+
+// Paths inside overlays.FS.
+const (
+	verifyScript     = "verify/bainode-verify"
+	verifyEnvExample = "verify/verify.env.example"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:  "verify",
+		Usage: "check this host against Backend.AI's Setup OS Environment guide (run as root on the node)",
+		Description: `Runs the same checks as the in-guest verifier that bainode installs on
+every node (/usr/local/lib/bainode/bainode-verify): the bai user, sudo and
+password, limits and sysctl files and their live values, the /etc/hosts
+block, /vfroot, Docker and compose, the NVIDIA runtime, the static Python and
+its venvs, and the pre-pulled images. The expectations come from --env, which
+bainode's renderer writes to every node; on a host set up by hand, start from
+'bainode verify --example-env' and add --no-cloud-init.
+
+Exit status: 0 when no check failed, 1 when one did (or the checks could not
+run), 2 on bad flags.
+
+Examples:
+  sudo bainode verify
+  sudo bainode verify --json > report.json
+  sudo bainode verify --junit verify.xml
+  bainode verify --example-env > my.env; sudo bainode verify --env my.env --no-cloud-init
+  bainode verify --from serial.log       # a report captured from a console`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "env", Value: "/etc/bainode/verify.env", Usage: "expectations `FILE` (shell-sourceable, written by bainode)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the JSON report instead of a table"},
+			&cli.StringFlag{Name: "junit", Usage: "also write the report as JUnit XML to `FILE`"},
+			&cli.StringFlag{Name: "from", Usage: "read a saved report `FILE` (JSON, or a console log with the report markers; - for stdin) instead of checking this host"},
+			&cli.BoolFlag{Name: "no-cloud-init", Usage: "skip the cloud-init checks (host not provisioned by cloud-init)"},
+			&cli.BoolFlag{Name: "in-cloud-init", Usage: "skip the cloud-init status checks (running from cloud-init's runcmd)"},
+			&cli.BoolFlag{Name: "example-env", Usage: "print an example expectations file and exit"},
+		},
+		Action: runVerify,
+	})
+}
+
+func runVerify(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("verify takes no arguments, got %q", c.Args().First())
+	}
+	if c.Bool("example-env") {
+		b, err := fs.ReadFile(overlays.FS, verifyEnvExample)
+		if err != nil {
+			return err
+		}
+		_, err = c.App.Writer.Write(b)
+		return err
+	}
+	var (
+		rep verify.Report
+		err error
+	)
+	if from := c.String("from"); from != "" {
+		rep, err = readReport(from)
+	} else {
+		rep, err = runVerifier(c)
+	}
+	if err != nil {
+		return err
+	}
+	if path := c.String("junit"); path != "" {
+		var b bytes.Buffer
+		if err := verify.WriteJUnit(&b, rep, rep.Host); err != nil {
+			return err
+		}
+		if err := writeFile(path, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write junit report: %w", err)
+		}
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = verify.WriteTable(c.App.Writer, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Failed() {
+		// A plain error: run() turns it into exit status 1.
+		return fmt.Errorf("verify: %d of %d checks failed on %s", rep.Count().Fail, len(rep.Checks), rep.Host)
+	}
+	return nil
+}
+
+// runVerifier runs the embedded script with bash, the same bytes that nodes
+// get, so the doctor and the in-guest check cannot drift apart.
+func runVerifier(c *cli.Context) (verify.Report, error) {
+	if c.Bool("in-cloud-init") && c.Bool("no-cloud-init") {
+		return verify.Report{}, usagef("--in-cloud-init and --no-cloud-init exclude each other")
+	}
+	if os.Geteuid() != 0 {
+		return verify.Report{}, errors.New("verify must run as root: it reads /etc/shadow and logs in as the service user (try sudo)")
+	}
+	script, err := fs.ReadFile(overlays.FS, verifyScript)
+	if err != nil {
+		return verify.Report{}, err
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		return verify.Report{}, fmt.Errorf("verify needs bash: %w", err)
+	}
+	f, err := os.CreateTemp("", "bainode-verify-*")
+	if err != nil {
+		return verify.Report{}, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(script); err != nil {
+		f.Close()
+		return verify.Report{}, err
+	}
+	if err := f.Close(); err != nil {
+		return verify.Report{}, err
+	}
+
+	args := []string{f.Name(), "--env", c.String("env")}
+	if c.Bool("in-cloud-init") {
+		args = append(args, "--in-cloud-init")
+	}
+	if c.Bool("no-cloud-init") {
+		args = append(args, "--no-cloud-init")
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(c.Context, bash, args...)
+	cmd.Stdout = &out
+	cmd.Stderr = c.App.ErrWriter
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		err = nil // some check failed; the report says which
+	}
+	if err != nil {
+		return verify.Report{}, fmt.Errorf("run verifier: %w", err)
+	}
+	return verify.Parse(&out)
+}
+
+// readReport reads a saved JSON report, or extracts one from a console log.
+func readReport(path string) (verify.Report, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if path == "-" {
+		b, err = io.ReadAll(os.Stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return verify.Report{}, err
+	}
+	if bytes.Contains(b, []byte(verify.BeginMarker)) {
+		rep, err := verify.Extract(b)
+		if err != nil {
+			return verify.Report{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return rep, nil
+	}
+	rep, err := verify.Parse(bytes.NewReader(b))
+	if err != nil {
+		return verify.Report{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
