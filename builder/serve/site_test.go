@@ -1,0 +1,94 @@
+package serve_test
+
+import (
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/lablup/bainode/builder/inventory"
+	"github.com/lablup/bainode/builder/render"
+	"github.com/lablup/bainode/builder/serve"
+	"github.com/lablup/bainode/builder/spec"
+	"github.com/lablup/bainode/templates"
+)
+
+// What a node fetches is what `bainode render` writes for it, byte for byte;
+// a node only in the inventory is rendered as if the site listed it; and an
+// invalid site is refused with the same file:line:col errors as the CLI.
+func TestSiteRenderer(t *testing.T) {
+	r, err := render.New(render.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := inventory.NewMemory()
+	srv := httptest.NewServer(serve.New(serve.Config{Store: store, Renderer: serve.SiteRenderer(r), Validator: serve.ValidateSite}))
+	defer srv.Close()
+	tok, _ := inventory.NewToken()
+	store.PutAdminToken(t.Context(), inventory.HashToken(tok))
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	if code, body := do("PUT", "/api/v1/site", "version: 1\nnodes:\n  - hostname: a\n    ip: 10.0.0.300\n"); code != 400 || !strings.Contains(body, `site.yaml:4:9: nodes[0].ip: "10.0.0.300" is not an IPv4 address`) {
+		t.Errorf("invalid site: got %d %q, want 400 with the position", code, body)
+	}
+	site, _ := fs.ReadFile(templates.FS, "examples/cluster.yaml")
+	if code, body := do("PUT", "/api/v1/site", string(site)); code != 200 {
+		t.Fatalf("PUT site: %d %s", code, body)
+	}
+	for _, n := range []struct{ host, body string }{
+		{"bai-a01", `{"macs": ["52:54:00:20:30:20"], "role": "agent"}`},
+		{"bai-extra", `{"macs": ["52:54:00:99:00:01"], "role": "agent", "ip": "10.20.30.99"}`},
+	} {
+		if code, body := do("PUT", "/api/v1/nodes/"+n.host, n.body); code != 200 {
+			t.Fatalf("PUT node %s: %d %s", n.host, code, body)
+		}
+	}
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+
+	s, err := spec.Parse("cluster.yaml", site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.Node(s, &s.Nodes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range map[string][]byte{"user-data": want.UserData, "meta-data": want.MetaData, "network-config": want.NetworkConfig} {
+		if got := get("/nocloud/52-54-00-20-30-20/" + name); got != string(w) {
+			t.Errorf("%s served for bai-a01 differs from bainode render's", name)
+		}
+	}
+	vd := get("/nocloud/bai-a01/vendor-data")
+	if !strings.HasPrefix(vd, "#cloud-config\n") || !strings.Contains(vd, "type: webhook") || !strings.Contains(vd, "/phone-home/bai-a01/") {
+		t.Errorf("vendor-data does not report progress:\n%s", vd)
+	}
+
+	// An agent only in the inventory inherits the site's agent role (GPU on).
+	extra := get("/nocloud/bai-extra/user-data")
+	if !strings.Contains(extra, "hostname: bai-extra\n") || !strings.Contains(extra, "GPU=1") {
+		t.Errorf("a node only in the inventory should be rendered as an agent of the site:\n%.400s", extra)
+	}
+}
