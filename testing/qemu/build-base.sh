@@ -1,0 +1,123 @@
+#!/bin/bash
+# Builds the Debian 12 VM test base: an MBR disk with one ext4 partition that
+# boots by itself through extlinux, plus the kernel and initrd next to it.
+#
+# Inputs (environment, set by base.go):
+#   OUT       empty directory that receives disk.qcow2, vmlinuz, initrd.img, base.json
+#   SOURCES   deb822 apt sources file (taken from the host at run time)
+#   PACKAGES  comma-separated package list
+#   SIZE_MIB  virtual disk size
+# Needs root: mmdebstrap's root mode keeps file owners, and extlinux wants a
+# mounted file system (loop device). Without loop devices the disk is left
+# without a boot loader and callers boot vmlinuz/initrd.img directly.
+set -euo pipefail
+
+: "${OUT:?}" "${SOURCES:?}" "${PACKAGES:?}" "${SIZE_MIB:?}"
+
+work=$(mktemp -d "$OUT/.work.XXXXXX")
+rootfs=$work/rootfs
+mnt=$work/mnt
+loopdev=
+cleanup() {
+	if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt"; fi
+	if [ -n "$loopdev" ]; then losetup -d "$loopdev" || true; fi
+	# Never delete through a mount mmdebstrap left behind (/proc, /sys, /dev).
+	if grep -q " $work/" /proc/self/mountinfo; then
+		echo "build-base: not removing $work: mounts remain below it" >&2
+		return
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+step() { echo "build-base: $*"; }
+
+step "mmdebstrap bookworm ($(wc -l <"$SOURCES") source lines)"
+# minbase keeps the image small; everything the tests need is listed explicitly.
+mmdebstrap --mode=root --variant=minbase --include="$PACKAGES" \
+	--aptopt='Acquire::Retries "3"' \
+	--dpkgopt='path-exclude=/usr/share/doc/*' \
+	--dpkgopt='path-exclude=/usr/share/man/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	bookworm "$rootfs" "$SOURCES"
+
+uuid=$(cat /proc/sys/kernel/random/uuid)
+kver=$(basename "$(ls -1 "$rootfs"/boot/vmlinuz-* | sort -V | tail -n1)")
+kver=${kver#vmlinuz-}
+cmdline="root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8"
+
+step "configure guest (kernel $kver)"
+echo debian >"$rootfs/etc/hostname"
+printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$uuid" >"$rootfs/etc/fstab"
+# cloud-init renders ENI into interfaces.d; DHCP on the user-mode NIC comes
+# from its fallback network config.
+cat >"$rootfs/etc/network/interfaces" <<'ENI'
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+ENI
+mkdir -p "$rootfs/etc/cloud/cloud.cfg.d"
+cat >"$rootfs/etc/cloud/cloud.cfg.d/90-bainode.cfg" <<'CFG'
+# Only the NoCloud seed (or nothing): no probing of cloud metadata services.
+datasource_list: [NoCloud, None]
+# The base has no locales package: the default en_US.UTF-8 fails cc_locale.
+locale: C.UTF-8
+# RSA host keys take half a minute under TCG; tests need none of them.
+ssh_genkeytypes: [ed25519, ecdsa]
+CFG
+# Each boot must be a first boot: no machine id, no ssh host keys baked in.
+: >"$rootfs/etc/machine-id"
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+# Timers that would start apt downloads in the middle of a test boot.
+chroot "$rootfs" systemctl mask apt-daily.timer apt-daily-upgrade.timer >/dev/null
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+
+cp "$rootfs/boot/vmlinuz-$kver" "$OUT/vmlinuz"
+cp "$rootfs/boot/initrd.img-$kver" "$OUT/initrd.img"
+
+mkdir -p "$rootfs/boot/extlinux"
+cat >"$rootfs/boot/extlinux/extlinux.conf" <<CONF
+SERIAL 0 115200
+DEFAULT debian
+TIMEOUT 1
+LABEL debian
+  KERNEL /boot/vmlinuz-$kver
+  INITRD /boot/initrd.img-$kver
+  APPEND $cmdline
+CONF
+
+step "ext4 file system and MBR disk (${SIZE_MIB} MiB)"
+disk=$work/disk.raw
+offset=$((1024 * 1024))
+truncate -s "${SIZE_MIB}M" "$disk"
+printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk --quiet "$disk"
+# syslinux 6.04 cannot read ext4 with 64bit block numbers.
+mkfs.ext4 -q -F -L bainode-root -U "$uuid" -O ^64bit -d "$rootfs" \
+	-E offset=$offset "$disk" $((SIZE_MIB - 1))M
+
+bootloader=false
+mkdir -p "$mnt"
+if loopdev=$(losetup --find --show --offset $offset "$disk" 2>/dev/null) &&
+	mount -t ext4 "$loopdev" "$mnt" 2>/dev/null; then
+	extlinux --install "$mnt/boot/extlinux" >/dev/null
+	umount "$mnt"
+	losetup -d "$loopdev"
+	loopdev=
+	mbr=/usr/lib/EXTLINUX/mbr.bin
+	[ -f "$mbr" ] || mbr=/usr/lib/syslinux/mbr/mbr.bin
+	dd if="$mbr" of="$disk" bs=440 count=1 conv=notrunc status=none
+	bootloader=true
+else
+	echo "build-base: warning: no loop mount here, disk has no boot loader (use direct kernel boot)" >&2
+	if [ -n "$loopdev" ]; then losetup -d "$loopdev"; loopdev=; fi
+fi
+
+step "convert to qcow2"
+qemu-img convert -f raw -O qcow2 "$disk" "$OUT/disk.qcow2"
+
+cat >"$OUT/base.json" <<JSON
+{"kernel_version": "$kver", "root_uuid": "$uuid", "append": "$cmdline", "bootloader": $bootloader}
+JSON
+step "done"
