@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 
@@ -103,39 +106,91 @@ func prepare(c *cli.Context) (*spec.Site, []*spec.Node, error) {
 }
 
 // forEachNode renders every node into DIR/<hostname>/ and, with a format,
-// writes its seed there too.
+// writes its seed there too. Nodes are done by a small pool of workers, one
+// per CPU, while warnings and the line for each node are printed in the
+// site's order. On a failure no further node is started; the first failing
+// node's error is returned once the nodes in progress are finished.
 func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.Renderer, format *seed.Format) error {
 	out := c.String("output")
-	for _, n := range nodes {
-		f, err := r.Node(site, n)
-		if err != nil {
-			return fmt.Errorf("%s: %w", n.Hostname, err)
-		}
-		for _, w := range f.Warnings {
+	type result struct {
+		warnings []string
+		line     string
+		err      error
+	}
+	// One buffered channel per node: workers never wait for the printer.
+	results := make([]chan result, len(nodes))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	var (
+		next   atomic.Int64 // index of the next node to start
+		failed atomic.Bool  // stop starting nodes
+		wg     sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(nodes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(nodes) {
+					return
+				}
+				var res result
+				res.warnings, res.line, res.err = doNode(out, site, nodes[i], r, format)
+				if res.err != nil {
+					failed.Store(true)
+				}
+				results[i] <- res
+			}
+		}()
+	}
+	// Nodes are started in order, so every node before a started one has
+	// been started too and its result will come.
+	var err error
+	for i := range nodes {
+		res := <-results[i]
+		for _, w := range res.warnings {
 			warnf("%s", w)
 		}
-		dir := filepath.Join(out, n.Hostname)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+		if res.err != nil {
+			failed.Store(true)
+			err = res.err
+			break
 		}
-		for name, b := range f.Map() {
-			mode := os.FileMode(0o644)
-			if name == "user-data" && f.Secret {
-				mode = 0o600
-			}
-			if err := writeFile(filepath.Join(dir, name), b, mode); err != nil {
-				return err
-			}
-		}
-		what := "cloud-init files"
-		if format != nil {
-			p := filepath.Join(dir, "seed"+format.Ext())
-			if err := seed.Write(p, f.FS(), *format); err != nil {
-				return err
-			}
-			what = "cloud-init files and " + filepath.Base(p)
-		}
-		fmt.Fprintf(c.App.Writer, "%s: %s in %s\n", n.Hostname, what, dir)
+		fmt.Fprintln(c.App.Writer, res.line)
 	}
-	return nil
+	wg.Wait()
+	return err
+}
+
+// doNode renders one node into DIR/<hostname>/, writes its seed when format
+// is set, and returns its warnings and the line to print for it.
+func doNode(out string, site *spec.Site, n *spec.Node, r *render.Renderer, format *seed.Format) ([]string, string, error) {
+	f, err := r.Node(site, n)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", n.Hostname, err)
+	}
+	dir := filepath.Join(out, n.Hostname)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return f.Warnings, "", err
+	}
+	for name, b := range f.Map() {
+		mode := os.FileMode(0o644)
+		if name == "user-data" && f.Secret {
+			mode = 0o600
+		}
+		if err := writeFile(filepath.Join(dir, name), b, mode); err != nil {
+			return f.Warnings, "", err
+		}
+	}
+	what := "cloud-init files"
+	if format != nil {
+		p := filepath.Join(dir, "seed"+format.Ext())
+		if err := seed.Write(p, f.FS(), *format); err != nil {
+			return f.Warnings, "", err
+		}
+		what = "cloud-init files and " + filepath.Base(p)
+	}
+	return f.Warnings, fmt.Sprintf("%s: %s in %s", n.Hostname, what, dir), nil
 }
