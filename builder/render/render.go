@@ -16,6 +16,7 @@ import (
 
 	"sort"
 	"strings"
+	"sync"
 	"testing/fstest"
 	"text/template"
 
@@ -82,6 +83,9 @@ type Renderer struct {
 	overlays fs.FS
 	version  string
 	statics  map[string]string // overlay path -> gz+b64, computed once
+
+	mu    sync.Mutex
+	hosts map[string][]byte // hosts block by content hash
 }
 
 // Options configure a Renderer; zero values use the embedded data.
@@ -115,7 +119,7 @@ func New(o Options) (*Renderer, error) {
 			return nil, fmt.Errorf("targets.yaml has no entry for target %s", name)
 		}
 	}
-	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}}
+	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}, hosts: map[string][]byte{}}
 	for _, f := range staticFiles {
 		b, err := fs.ReadFile(o.Overlays, f.src)
 		if err != nil {
@@ -152,7 +156,11 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	var f Files
 	// write_files entries, in a fixed order.
 	add := func(dst, mode, tmpl string) error {
-		b, err := r.exec(tmpl, v)
+		exec := r.exec
+		if tmpl == "hosts.block.tmpl" {
+			exec = r.hostsBlock
+		}
+		b, err := exec(tmpl, v)
 		if err != nil {
 			return err
 		}
@@ -224,6 +232,34 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 		f.Warnings = append(f.Warnings, fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; set seed.gzip: true", n.Hostname, len(f.UserData)))
 	}
 	return f, nil
+}
+
+// hostsBlock renders the /etc/hosts block once per distinct list of
+// entries: in a large site every node carries the same block of every node,
+// and rendering it for each node made seeding a site quadratic.
+func (r *Renderer) hostsBlock(name string, v *view) ([]byte, error) {
+	h := sha256.New()
+	for _, e := range v.S.Hosts.Entries {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", e.IP, strings.Join(e.Names, " "), e.Comment)
+	}
+	key := string(h.Sum(nil))
+	r.mu.Lock()
+	b, ok := r.hosts[key]
+	r.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := r.exec(name, v)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if len(r.hosts) >= 64 { // a long-lived server sees many sites: stay small
+		clear(r.hosts)
+	}
+	r.hosts[key] = b
+	r.mu.Unlock()
+	return b, nil
 }
 
 func (r *Renderer) exec(name string, v *view) ([]byte, error) {

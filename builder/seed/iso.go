@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -27,7 +29,7 @@ func WriteISO(path string, files fs.FS) error {
 
 func writeISO(path string, ents []entry) error {
 	// go-diskfs stages files in a workspace; ours is removed afterwards.
-	ws, err := os.MkdirTemp("", "bainode-iso")
+	ws, err := os.MkdirTemp(scratchDir(), "bainode-iso")
 	if err != nil {
 		return err
 	}
@@ -67,4 +69,14 @@ func writeISO(path string, ents []entry) error {
 		return err
 	}
 	return normalizeISO(path, Epoch())
+}
+
+// scratchDir is where go-diskfs stages files: /dev/shm when there is one,
+// since creating a dozen small files per seed on a disk costs more than
+// building the seed.
+func scratchDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && unix.Access("/dev/shm", unix.W_OK) == nil {
+		return "/dev/shm"
+	}
+	return ""
 }

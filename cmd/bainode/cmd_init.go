@@ -24,7 +24,7 @@ prints to standard output. It never overwrites an existing file.
 Examples:
   bainode init site.yaml
   bainode init --example cluster cluster.yaml`,
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "example", Usage: "write built-in example `NAME` instead: " + strings.Join(exampleNames(), ", ")}},
+		Flags: []cli.Flag{&cli.StringFlag{Name: "example", Usage: "write built-in example `NAME` instead: " + strings.Join(exampleNames(), ", ")}},
 		Action: func(c *cli.Context) error {
 			name := "site.yaml"
 			if ex := c.String("example"); ex != "" {

@@ -60,7 +60,7 @@ Examples:
   bainode seed --example cluster -o out  # out/<host>/seed.iso per node
   bainode passwd                         # hash a password for the site file`,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
-		Suggest:              true,
+		Suggest:      true,
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(c.App.ErrWriter, "bainode: no command %q; see 'bainode --help'\n", name)
 			os.Exit(exitUsage)

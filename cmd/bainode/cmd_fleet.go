@@ -1,0 +1,601 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lablup/bainode/builder/fleet"
+)
+
+// The fleet commands talk to bainoded's admin API. bainode itself stays
+// pure Go: builder/fleet is a plain HTTP client.
+
+const fleetDefaultServer = "http://127.0.0.1:8080"
+
+func init() {
+	register(fleetUsageErrors(&cli.Command{
+		Name:  "nodes",
+		Usage: "add, list, show and remove the nodes bainoded serves",
+		Description: `Manages the inventory of a running bainoded through its admin API. Every
+subcommand takes --server and the admin token (see "bainode status --help").
+
+A node is its hostname, the MACs it boots from, and optionally an IP (used
+by bainoded --bind-ip), a role and a YAML file of overrides merged over the
+site for this node only. A node the site file does not list is rendered as
+if it were appended to the site's nodes.
+
+Examples:
+  bainode nodes add gpu01 --mac 52:54:00:aa:bb:01 --role agent --ip 10.20.30.21
+  bainode nodes list
+  bainode nodes show gpu01
+  bainode nodes rm gpu01`,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "register a node (refuses to replace one without --replace)",
+				ArgsUsage: "HOSTNAME",
+				Flags: fleetFlags(
+					&cli.StringSliceFlag{Name: "mac", Usage: "`MAC` the node boots from (repeatable; any notation)"},
+					&cli.StringFlag{Name: "ip", Usage: "the node's `IP` (bainoded --bind-ip serves its seed only to it)"},
+					&cli.StringFlag{Name: "role", Usage: "`ROLE`, e.g. manager, agent, storage"},
+					&cli.StringFlag{Name: "overrides", Usage: "YAML `FILE` merged over the site for this node (- for stdin)"},
+					&cli.BoolFlag{Name: "replace", Usage: "replace the node if it exists (its MACs, IP, role and overrides)"},
+				),
+				Action: nodesAdd,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the nodes",
+				Flags:  fleetFlags(fleetJSONFlag),
+				Action: nodesList,
+			},
+			{
+				Name:      "show",
+				Usage:     "show a node and its latest events",
+				ArgsUsage: "HOSTNAME",
+				Flags: fleetFlags(fleetJSONFlag,
+					&cli.IntFlag{Name: "events", Value: 20, Usage: "show the last `N` events (0: all)"}),
+				Action: nodesShow,
+			},
+			{
+				Name:      "rm",
+				Aliases:   []string{"remove"},
+				Usage:     "remove nodes (their events are kept)",
+				ArgsUsage: "HOSTNAME...",
+				Flags:     fleetFlags(),
+				Action:    nodesRemove,
+			},
+		},
+	}))
+	register(fleetUsageErrors(&cli.Command{
+		Name:  "site",
+		Usage: "manage the site file bainoded renders seeds from",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "push",
+				Usage:     "validate and store a new version of the site file on bainoded",
+				ArgsUsage: "SITE.yaml",
+				Description: `Sends the site file to bainoded, which checks it and renders every
+registered node against it before storing it. A rejected file is reported
+with file:line:column per problem and exit status 2; nothing is stored then.
+Nodes booting afterwards get seeds from the new version.
+
+Examples:
+  bainode site push site.yaml
+  bainode site push - < site.yaml`,
+				Flags:  fleetFlags(),
+				Action: sitePush,
+			},
+		},
+	}))
+	register(&cli.Command{
+		Name:  "status",
+		Usage: "show each node's provisioning progress as bainoded saw it",
+		Description: `One line per node: its latest cloud-init event (STAGE is the cloud-init
+stage, EVENT the full event name), how long fleetAge it came and its result
+(start, success, warn, fail; done after phone_home; pending if the node
+never reported). --watch redraws the table every --interval until ^C.
+
+The fleet commands (nodes, site, status) find bainoded with --server or
+$BAINODE_SERVER (default ` + fleetDefaultServer + `) and authenticate with
+the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
+--token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
+variable: a --token on the command line is visible to other users in ps.
+
+Examples:
+  BAINODE_SERVER=http://10.0.0.1:8080 bainode status --token-file admin.token
+  bainode status --watch --interval 5s`,
+		Flags: fleetFlags(fleetJSONFlag,
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
+			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "redraw every `D` with --watch"},
+		),
+		Action: fleetStatus,
+	})
+}
+
+// fleetUsageErrors makes bad flags of subcommands exit 2, as register does
+// for commands.
+func fleetUsageErrors(c *cli.Command) *cli.Command {
+	for _, sub := range c.Subcommands {
+		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	}
+	return c
+}
+
+var fleetJSONFlag = &cli.BoolFlag{Name: "json", Usage: "print the server's JSON"}
+
+// fleetFlags are the connection flags of every fleet command. The token has
+// no EnvVars on purpose: urfave/cli would show its value as the default in
+// --help.
+func fleetFlags(more ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"BAINODE_SERVER"},
+			Value: fleetDefaultServer, Usage: "bainoded `URL` (any cluster member)"},
+		&cli.StringFlag{Name: "token-file", Usage: "read the admin token from `FILE` (bainoded's DATA/admin.token)"},
+		&cli.StringFlag{Name: "token", Usage: "admin `TOKEN` (default $BAINODE_TOKEN; visible in ps, prefer --token-file)"},
+	}, more...)
+}
+
+// fleetArgs returns the positional arguments and applies the flags written
+// after them: urfave/cli stops at the first positional, but
+// "nodes add HOST --mac M" is how people type it.
+func fleetArgs(c *cli.Context) ([]string, error) {
+	in := c.Args().Slice()
+	var pos []string
+	for i := 0; i < len(in); i++ {
+		a := in[i]
+		if a == "--" {
+			pos = append(pos, in[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fleetLookupFlag(c.Command.Flags, name)
+		if f == nil {
+			return nil, usagef("flag provided but not defined: %s", a)
+		}
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			if !hasVal {
+				val = "true"
+			}
+		} else if !hasVal {
+			if i+1 == len(in) {
+				return nil, usagef("flag needs an argument: %s", a)
+			}
+			i++
+			val = in[i]
+		}
+		if err := c.Set(name, val); err != nil {
+			return nil, usagef("invalid value %q for flag %s: %v", val, a, err)
+		}
+	}
+	return pos, nil
+}
+
+func fleetLookupFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// fleetClient builds the API client from the connection flags.
+func fleetClient(c *cli.Context) (*fleet.Client, error) {
+	fc := &fleet.Client{BaseURL: c.String("server"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+	if _, err := fc.Base(); err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	tok, file := c.String("token"), c.String("token-file")
+	switch {
+	case tok != "" && file != "":
+		return nil, usagef("--token and --token-file are exclusive")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usagef("--token-file: %v", err)
+		}
+		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return nil, usagef("--token-file %s is empty", file)
+		}
+	case tok == "":
+		tok = strings.TrimSpace(os.Getenv("BAINODE_TOKEN"))
+	}
+	if tok == "" {
+		return nil, usagef("no admin token: use --token-file (bainoded writes DATA/admin.token, by default /var/lib/bainoded/admin.token), or set BAINODE_TOKEN")
+	}
+	fc.Token = tok
+	return fc, nil
+}
+
+// fleetAPIError adds a hint to the errors an operator can fix on this side.
+func fleetAPIError(err error) error {
+	switch fleet.StatusCode(err) {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%w (check the admin token: --token-file, --token or BAINODE_TOKEN)", err)
+	}
+	return err
+}
+
+// fleetHost returns the single HOSTNAME argument.
+func fleetHost(c *cli.Context) (string, error) {
+	pos, err := fleetArgs(c)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usagef("nodes %s needs exactly one HOSTNAME, got %d arguments", c.Command.Name, len(pos))
+	}
+	return pos[0], nil
+}
+
+func nodesAdd(c *cli.Context) error {
+	host, err := fleetHost(c)
+	if err != nil {
+		return err
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	n := fleet.Node{Hostname: host, MACs: c.StringSlice("mac"), IP: c.String("ip"), Role: c.String("role")}
+	if f := c.String("overrides"); f != "" {
+		b, err := fleetRead(f)
+		if err != nil {
+			return usagef("--overrides: %v", err)
+		}
+		n.Overrides = string(b)
+	}
+	if !c.Bool("replace") {
+		_, err := fc.Node(c.Context, host)
+		if err == nil {
+			return fmt.Errorf("node %s already exists; use --replace to overwrite it", host)
+		} else if !fleet.IsNotFound(err) {
+			return fleetAPIError(err)
+		}
+	}
+	out, err := fc.PutNode(c.Context, n)
+	if err != nil {
+		return fleetAPIError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "node %s saved", out.Hostname)
+	if len(out.MACs) > 0 {
+		fmt.Fprintf(c.App.Writer, " (mac %s)", strings.Join(out.MACs, ", "))
+	}
+	fmt.Fprintln(c.App.Writer)
+	return nil
+}
+
+func nodesList(c *cli.Context) error {
+	if pos, err := fleetArgs(c); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("nodes list takes no arguments")
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	nodes, err := fc.Nodes(c.Context)
+	if err != nil {
+		return fleetAPIError(err)
+	}
+	if c.Bool("json") {
+		return fleetJSON(c.App.Writer, nodes)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOSTNAME\tROLE\tIP\tMACS\tOVERRIDES")
+	for _, n := range nodes {
+		ov := "-"
+		if n.Overrides != "" {
+			ov = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Hostname, fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ",")), ov)
+	}
+	return tw.Flush()
+}
+
+func nodesShow(c *cli.Context) error {
+	host, err := fleetHost(c)
+	if err != nil {
+		return err
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	n, err := fc.Node(c.Context, host)
+	if fleet.IsNotFound(err) {
+		return fmt.Errorf("node %s: not found", host)
+	} else if err != nil {
+		return fleetAPIError(err)
+	}
+	limit := c.Int("events")
+	if limit < 0 {
+		return usagef("--events must be >= 0")
+	}
+	events, err := fc.Events(c.Context, host, limit)
+	if err != nil {
+		return fleetAPIError(err)
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		return fleetJSON(w, struct {
+			fleet.Node
+			Events []fleet.Event `json:"events"`
+		}{n, events})
+	}
+	fmt.Fprintf(w, "hostname:  %s\nrole:      %s\nip:        %s\nmacs:      %s\n",
+		n.Hostname, fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ", ")))
+	if n.Overrides != "" {
+		fmt.Fprintf(w, "overrides: |\n")
+		for _, l := range strings.Split(strings.TrimRight(n.Overrides, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	if len(events) == 0 {
+		fmt.Fprintln(w, "events:    none (the node has not reported)")
+		return nil
+	}
+	fmt.Fprintf(w, "events (last %d, oldest first):\n", len(events))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TIME\tEVENT\tRESULT\tDETAIL")
+	for _, e := range events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Stage, e.Result, fleetDash(fleetCut(e.Detail, 100)))
+	}
+	return tw.Flush()
+}
+
+func nodesRemove(c *cli.Context) error {
+	hosts, err := fleetArgs(c)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		return usagef("nodes rm needs at least one HOSTNAME")
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range hosts {
+		err := fc.DeleteNode(c.Context, h)
+		switch {
+		case err == nil:
+			fmt.Fprintf(c.App.Writer, "node %s removed\n", h)
+		case fleet.IsNotFound(err):
+			errs = append(errs, fmt.Errorf("node %s: not found", h))
+		default:
+			errs = append(errs, fleetAPIError(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sitePush(c *cli.Context) error {
+	pos, err := fleetArgs(c)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("site push needs exactly one site file (- for stdin)")
+	}
+	file := pos[0]
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	b, err := fleetRead(file)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	v, err := fc.PushSite(c.Context, b)
+	var ae *fleet.Error
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
+		// The server parses the body as "site.yaml"; name the file the
+		// operator pushed so editors can jump to the line.
+		msg := ae.Message
+		if file != "-" {
+			var lines []string
+			for _, l := range strings.Split(msg, "\n") {
+				if rest, ok := strings.CutPrefix(l, "site.yaml:"); ok {
+					l = file + ":" + rest
+				}
+				lines = append(lines, l)
+			}
+			msg = strings.Join(lines, "\n")
+		}
+		return usageError{fmt.Errorf("bainoded rejected %s (nothing was stored):\n%s", fleetInputName(file), msg)}
+	} else if err != nil {
+		return fleetAPIError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "site version %d stored (%s, %d bytes)\n", v.ID, fleetInputName(file), len(b))
+	return nil
+}
+
+func fleetInputName(file string) string {
+	if file == "-" {
+		return "stdin"
+	}
+	return file
+}
+
+func fleetStatus(c *cli.Context) error {
+	if pos, err := fleetArgs(c); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("status takes no arguments")
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	if !c.Bool("watch") {
+		st, err := fc.Status(c.Context)
+		if err != nil {
+			return fleetAPIError(err)
+		}
+		if c.Bool("json") {
+			return fleetJSON(w, st)
+		}
+		return fleetStatusTable(w, st, time.Now())
+	}
+	if c.Bool("json") {
+		return usagef("--watch and --json are exclusive")
+	}
+	every := c.Duration("interval")
+	if every < 100*time.Millisecond {
+		return usagef("--interval %s is too short", every)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tty := fleetIsTTY(w)
+	for {
+		// Draw into a buffer first so a slow server never leaves the
+		// screen blank.
+		var b bytes.Buffer
+		if tty {
+			b.WriteString("\x1b[H\x1b[2J") // home, clear
+		}
+		qctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
+		st, err := fc.Status(qctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		fmt.Fprintf(&b, "%s  every %s  (^C to stop)\n", now.Format("15:04:05"), every)
+		if err != nil {
+			// Keep watching: the server may be restarting or failing over.
+			fmt.Fprintf(&b, "error: %v\n", fleetAPIError(err))
+		} else {
+			fleetStatusTable(&b, st, now)
+		}
+		if !tty {
+			b.WriteString("\n")
+		}
+		if _, err := w.Write(b.Bytes()); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// fleetStatusTable prints NODE STAGE EVENT AGE RESULT, one line per node.
+func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTAGE\tEVENT\tAGE\tRESULT")
+	counts := map[string]int{}
+	for _, s := range st {
+		stage, event, age := "-", "-", "-"
+		if s.Stage != "" {
+			event = s.Stage
+			stage, _, _ = strings.Cut(s.Stage, "/")
+		}
+		if !s.Time.IsZero() {
+			age = fleetAge(now.Sub(s.Time))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, stage, fleetCut(event, 48), age, fleetDash(s.Result))
+		counts[s.Result]++
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st) == 0 {
+		_, err := fmt.Fprintln(w, "no nodes registered (bainode nodes add)")
+		return err
+	}
+	var parts []string
+	for _, r := range []string{"done", "success", "start", "warn", "fail", "pending"} {
+		if counts[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[r], r))
+			delete(counts, r)
+		}
+	}
+	for r, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, r))
+	}
+	_, err := fmt.Fprintf(w, "%d node(s): %s\n", len(st), strings.Join(parts, ", "))
+	return err
+}
+
+// fleetAge is a short age: 42s, 5m, 3h12m, 2d4h.
+func fleetAge(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s" // clocks of server and client differ
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func fleetDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// fleetCut shortens s to n runes for a table cell.
+func fleetCut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func fleetRead(file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(file)
+}
+
+func fleetJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// fleetIsTTY reports whether w is a character device (a terminal), where
+// --watch redraws in place.
+func fleetIsTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
