@@ -3,7 +3,6 @@ package seed
 import (
 	"fmt"
 	"io/fs"
-	"os"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
@@ -58,17 +57,5 @@ func fillFAT(d *disk.Disk, ents []entry) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		f, err := fsys.OpenFile("/"+e.name, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(e.data); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return copyIn(fsys, ents)
 }

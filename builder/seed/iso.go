@@ -49,17 +49,8 @@ func writeISO(path string, ents []entry) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		f, err := fsys.OpenFile("/"+e.name, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(e.data); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
+	if err := copyIn(fsys, ents); err != nil {
+		return err
 	}
 	iso, ok := fsys.(*iso9660.FileSystem)
 	if !ok {

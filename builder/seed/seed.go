@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/diskfs/go-diskfs/filesystem"
 )
 
 // Format names a seed filesystem.
@@ -88,6 +90,23 @@ func entries(fsys fs.FS) ([]entry, error) {
 		}
 	}
 	return nil, fmt.Errorf("no meta-data file: cloud-init ignores a seed without one")
+}
+
+// copyIn writes the entries to the root of a new filesystem.
+func copyIn(fsys filesystem.FileSystem, ents []entry) error {
+	for _, e := range ents {
+		f, err := fsys.OpenFile("/"+e.name, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(e.data); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // atomically builds the image at a temporary name beside path and renames it
