@@ -223,3 +223,13 @@ if [ "$GOBENCH" = 1 ]; then
 	go test -run '^$' -bench . -benchmem -count 1 ./builder/seed 2>&1 | grep -E '^(Benchmark|cpu:)'
 	printf '```\n'
 fi
+
+# VM boot: QEMU start to the verifier's report, for the vm-test seed on the
+# Debian 12 test base (two boots: first boot, then a reboot).
+if [ "${VMBENCH:-1}" = 1 ]; then
+	say "go test -run TestSmokeVMTest ./testing/qemu"
+	printf '\n### VM boot: QEMU start to the verifier report (vm-test seed)\n\n```\n'
+	go test -count=1 -run '^TestSmokeVMTest$' -v -timeout 60m ./testing/qemu 2>&1 |
+		grep -E 'report after [0-9]+m?[0-9.]+s \(|accel|^(--- |ok|FAIL)' || true
+	printf '```\n'
+fi
