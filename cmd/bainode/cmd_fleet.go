@@ -105,7 +105,7 @@ Examples:
 		Name:  "status",
 		Usage: "show each node's provisioning progress as bainoded saw it",
 		Description: `One line per node: its latest cloud-init event (STAGE is the cloud-init
-stage, EVENT the full event name), how long fleetAge it came and its result
+stage, EVENT the full event name), how long ago it came and its result
 (start, success, warn, fail; done after phone_home; pending if the node
 never reported). --watch redraws the table every --interval until ^C.
 

@@ -211,6 +211,7 @@ func TestFleetCommands(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("version: 1\nname: x\ntarget: debian-12\nnodes:\n  - hostname: a\n    rolee: agent\n"), 0o644)
 	r := f.fail(2, []string{"bainoded rejected " + bad, bad + ":6:5:", "rolee"}, "site", "push", bad)
+	t.Logf("site push %s:\n%s", bad, r.stderr)
 	if strings.Contains(r.stderr, "site.yaml:") {
 		t.Errorf("site push kept the server's file name:\n%s", r.stderr)
 	}
@@ -244,6 +245,7 @@ func TestFleetCommands(t *testing.T) {
 	f.ok("nodes", "add", "gpu2", "--replace", "--mac", "52:54:00:00:00:02", "--overrides", ov, "--role", "agent")
 
 	out := f.ok("nodes", "list")
+	t.Logf("nodes list:\n%s", out)
 	for _, want := range []string{"HOSTNAME", "bai-vm", "all-in-one", "10.0.2.15", "52:54:00:12:34:56", "gpu2", "agent"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("nodes list lacks %q:\n%s", want, out)
@@ -271,6 +273,7 @@ func TestFleetCommands(t *testing.T) {
 	f.report("bai-vm", "report", "application/json", `{"name": "modules-final", "event_type": "finish", "result": "SUCCESS", "description": "running modules for final"}`)
 
 	out = f.ok("nodes", "show", "bai-vm", "--events", "3")
+	t.Logf("nodes show bai-vm --events 3:\n%s", out)
 	for _, want := range []string{"hostname:  bai-vm", "role:      all-in-one", "macs:      52:54:00:12:34:56",
 		"events (last 3, oldest first)", "modules-final/config-phone_home", "phone-home", "instance_id=bai-vm", "success"} {
 		if !strings.Contains(out, want) {
@@ -286,6 +289,7 @@ func TestFleetCommands(t *testing.T) {
 	f.fail(1, []string{"node nosuch: not found"}, "nodes", "show", "nosuch")
 
 	out = f.ok("status")
+	t.Logf("status:\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != "NODE STAGE EVENT AGE RESULT" {
 		t.Fatalf("status:\n%s", out)

@@ -1,0 +1,328 @@
+// Package fleet is a client for bainoded's admin API (/api/v1): nodes, the
+// site file, provisioning events and cluster members. It is pure Go with no
+// dependency on the server or its inventory, so the bainode CLI stays free
+// of cgo and dqlite.
+//
+// The admin token is only ever sent in the Authorization header; it is
+// never part of a URL or of an error message.
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one bainoded. Any member of a cluster will do: every
+// member answers every route.
+type Client struct {
+	// BaseURL is the server, e.g. http://10.0.0.1:8080 (a trailing slash
+	// and a missing "http://" are tolerated).
+	BaseURL string
+	// Token is the admin token, sent as "Authorization: Bearer".
+	Token string
+	// HTTP is the client to use; nil means one with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// Node is a node as the admin API shows it.
+type Node struct {
+	Hostname string   `json:"hostname"`
+	MACs     []string `json:"macs"`
+	IP       string   `json:"ip,omitempty"`
+	Role     string   `json:"role,omitempty"`
+	// Overrides is YAML merged over the site for this node only.
+	Overrides string `json:"overrides,omitempty"`
+	// Token is the node's reporting token, filled in only in PutNode's
+	// answer (it is embedded in the node's seed URLs already).
+	Token string `json:"token,omitempty"`
+}
+
+// Event is one provisioning report of a node: a cloud-init reporting event
+// (Stage is its name, e.g. "modules-final/config-phone_home"; Result is
+// start, success, fail or warn) or a phone_home post (Stage "phone-home",
+// Result "done").
+type Event struct {
+	Node   string    `json:"node"`
+	Stage  string    `json:"stage"`
+	Result string    `json:"result"`
+	Time   time.Time `json:"time"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// NodeStatus is a node's latest event; a node that never reported has
+// Result "pending" and a zero Time.
+type NodeStatus struct {
+	Event
+	Role string `json:"role,omitempty"`
+}
+
+// SiteVersion identifies a stored site file.
+type SiteVersion struct {
+	ID      int64     `json:"id"`
+	Created time.Time `json:"created"`
+}
+
+// Member is one replica of a clustered bainoded.
+type Member struct {
+	ID      uint64 `json:"id"`
+	Address string `json:"address"`
+	Role    string `json:"role"`
+	Leader  bool   `json:"leader"`
+}
+
+// Error is a non-2xx answer of the server.
+type Error struct {
+	Method     string
+	Path       string // without query
+	StatusCode int
+	// Message is the server's explanation (its response body, trimmed). For
+	// a rejected site file it holds one file:line:col problem per line.
+	Message string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Message == "" {
+		return msg
+	}
+	if strings.Contains(e.Message, "\n") {
+		return msg + ":\n" + e.Message
+	}
+	return msg + ": " + e.Message
+}
+
+// StatusCode returns the HTTP status of an *Error in err's chain, or 0.
+func StatusCode(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
+}
+
+// IsNotFound reports whether err is the server's 404.
+func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound }
+
+// Response size limits: lists of a few thousand nodes fit easily.
+const (
+	maxBody      = 64 << 20
+	maxErrorBody = 64 << 10
+)
+
+// Base returns BaseURL in the form requests use: scheme://host[:port][/prefix]
+// without a trailing slash.
+func (c *Client) Base() (string, error) {
+	raw := strings.TrimSpace(c.BaseURL)
+	if raw == "" {
+		return "", errors.New("no server URL")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("server URL %q: %w", c.BaseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("server URL %q: scheme must be http or https", c.BaseURL)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("server URL %q has no host", c.BaseURL)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("server URL %q: only scheme://host[:port][/path] is allowed", c.BaseURL)
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
+
+var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// do sends one request and decodes a JSON answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, ctype string, out any) error {
+	base, err := c.Base()
+	if err != nil {
+		return err
+	}
+	u := base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		// *url.Error names the URL, which holds no secret.
+		return fmt.Errorf("cannot reach bainoded: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if len(b) > maxBody {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, path, maxBody)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: unexpected answer (is %s a bainoded?): %w", method, path, base, err)
+	}
+	return nil
+}
+
+func nodePath(host string) (string, error) {
+	if host == "" || strings.ContainsAny(host, "/\\") || host == "." || host == ".." {
+		return "", fmt.Errorf("invalid hostname %q", host)
+	}
+	return "/api/v1/nodes/" + url.PathEscape(host), nil
+}
+
+// Nodes returns every node, sorted by hostname.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var out []Node
+	err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, nil, "", &out)
+	return out, err
+}
+
+// Node returns one node; a missing one is an error for which IsNotFound
+// is true.
+func (c *Client) Node(ctx context.Context, host string) (Node, error) {
+	var out Node
+	p, err := nodePath(host)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, http.MethodGet, p, nil, nil, "", &out)
+	return out, err
+}
+
+// PutNode creates n or replaces the node of that hostname, and returns it
+// as stored (MACs normalized) with its reporting token. The server refuses
+// a node the stored site cannot render (400) and a MAC of another node (409).
+func (c *Client) PutNode(ctx context.Context, n Node) (Node, error) {
+	var out Node
+	p, err := nodePath(n.Hostname)
+	if err != nil {
+		return out, err
+	}
+	if n.MACs == nil {
+		n.MACs = []string{}
+	}
+	n.Token = ""
+	b, err := json.Marshal(n)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, http.MethodPut, p, nil, bytes.NewReader(b), "application/json", &out)
+	return out, err
+}
+
+// DeleteNode removes a node; its events stay.
+func (c *Client) DeleteNode(ctx context.Context, host string) error {
+	p, err := nodePath(host)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, "", nil)
+}
+
+// Events returns the latest limit events of a node, oldest first; limit 0
+// returns all of them. Events outlive their node: a deleted and re-added
+// hostname shows its earlier history too.
+func (c *Client) Events(ctx context.Context, host string, limit int) ([]Event, error) {
+	p, err := nodePath(host)
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	err = c.do(ctx, http.MethodGet, p+"/events", url.Values{"limit": {strconv.Itoa(limit)}}, nil, "", &out)
+	return out, err
+}
+
+// PushSite stores a new version of the site file. The server validates it
+// and renders every node against it first; on a 400 the *Error's Message
+// lists the problems as file:line:col lines.
+func (c *Client) PushSite(ctx context.Context, yaml []byte) (SiteVersion, error) {
+	var out SiteVersion
+	err := c.do(ctx, http.MethodPut, "/api/v1/site", nil, bytes.NewReader(yaml), "application/yaml", &out)
+	return out, err
+}
+
+// Site returns the current site file and its version id.
+func (c *Client) Site(ctx context.Context) ([]byte, int64, error) {
+	base, err := c.Base()
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/site", nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot reach bainoded: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, 0, &Error{Method: http.MethodGet, Path: "/api/v1/site", StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, 0, err
+	}
+	id, _ := strconv.ParseInt(resp.Header.Get("Bainode-Site-Version"), 10, 64)
+	return b, id, nil
+}
+
+// Status returns every node with its latest event, sorted by hostname.
+func (c *Client) Status(ctx context.Context) ([]NodeStatus, error) {
+	var out struct {
+		Nodes []NodeStatus `json:"nodes"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, nil, "", &out)
+	return out.Nodes, err
+}
+
+// Members returns the replicas of a clustered server.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out struct {
+		Members []Member `json:"members"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, "", &out)
+	return out.Members, err
+}
