@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lablup/bainode/builder/artifacts"
 	"github.com/lablup/bainode/builder/fetch"
 )
 
@@ -23,13 +24,26 @@ func init() {
 		Usage:     "download the site's artifacts into a verified cache for air-gapped installs",
 		ArgsUsage: " ",
 		Description: `fetch fills a content-addressed cache (default: ~/.cache/bainode/cache) with
-the files a site installs offline (cloud images, .debs, static Python builds)
-and pins them in a lock file, so that a second fetch, or one on another
-machine, gets exactly the same bytes.
+the files a site installs offline (.debs, static Python builds, container
+images, cloud images) and pins them in a lock file, so that a second fetch,
+or one on another machine, gets exactly the same bytes. 'bainode payload'
+then takes them from the cache.
 
-The artifacts come from the lock file, or from --list FILE: one artifact a
-line, "URL [sha256]"; blank lines and # comments are ignored. A URL without a
-sum is pinned by the first fetch and from then on by the lock.
+The artifacts come from one of:
+  --config FILE | --example NAME   the site: every artifact its nodes (--node)
+        need for their target: the python-build-standalone tarball (checked
+        against python.sha256 or the release's SHA256SUMS), Docker's .debs
+        (docker.version pins) and, with gpu.toolkit, NVIDIA's container
+        toolkit .debs, resolved with their dependencies from the signed
+        repositories, and the images.pull images (docker-load tarballs,
+        credentials from images.registries or your docker login). With
+        --cloud-image also the Ubuntu cloud image (SHA256SUMS signed by
+        Ubuntu). --manifest FILE (an Ubuntu image's .manifest) leaves out
+        packages the image already has. The lock is rewritten to exactly these.
+  --list FILE   one artifact a line, "URL [sha256]"; blank lines and # comments
+        are ignored. A URL without a sum is pinned by the first fetch and from
+        then on by the lock.
+  neither       what the lock pins (images by their locked digest).
 
 Every download is checked against its sha256 and only then moved into the
 cache; a file that fails is deleted and named in the error with the expected
@@ -38,6 +52,8 @@ A warm cache downloads nothing and re-hashes nothing. Proxies come from
 HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
 
 Examples:
+  bainode fetch --config site.yaml              # the site's artifacts; write bainode.lock
+  bainode fetch --example cluster --node bai-a01 --cloud-image
   bainode fetch --list artifacts.txt            # fetch and write bainode.lock
   bainode fetch                                 # fetch what bainode.lock pins
   bainode fetch --mirror https://download.docker.com=http://mirror.lan/docker
@@ -46,7 +62,10 @@ Examples:
 
 Exit status: 0 all present and verified, 1 something failed or --check found
 problems, 2 bad usage.`,
-		Flags: []cli.Flag{
+		Flags: siteFlags(
+			nodeFlag,
+			&cli.BoolFlag{Name: "cloud-image", Usage: "with a site, also fetch the Ubuntu cloud image of each node's target"},
+			&cli.StringFlag{Name: "manifest", Usage: "with a site, leave out the packages an Ubuntu image's .manifest `FILE` lists"},
 			&cli.StringFlag{Name: "cache", Usage: "cache `DIR` (default: the user cache dir + /bainode/cache)", EnvVars: []string{"BAINODE_CACHE"}},
 			&cli.StringFlag{Name: "lock", Value: fetch.LockFileName, Usage: "lock `FILE` to read and (re)write"},
 			&cli.StringFlag{Name: "list", Usage: "fetch the URLs in `FILE` (\"URL [sha256]\" per line) and write the lock for them"},
@@ -55,7 +74,7 @@ problems, 2 bad usage.`,
 			&cli.StringSliceFlag{Name: "mirror", Usage: "fetch URLs under `ORIGIN=URL`'s origin from URL instead (repeatable); the lock keeps origin URLs"},
 			&cli.BoolFlag{Name: "check", Usage: "only check, offline, that the cache holds every locked artifact intact"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
-		},
+		),
 		Action: runFetch,
 	})
 }
@@ -66,6 +85,17 @@ func runFetch(c *cli.Context) error {
 	}
 	if c.Int("jobs") < 1 {
 		return usagef("--jobs must be at least 1")
+	}
+	siteMode := c.IsSet("config") || c.IsSet("example")
+	if !siteMode {
+		for _, f := range []string{"target", "node", "cloud-image", "manifest"} {
+			if c.IsSet(f) {
+				return usagef("--%s needs a site: give --config FILE or --example NAME", f)
+			}
+		}
+	}
+	if siteMode && c.IsSet("list") {
+		return usagef("--list and a site (--config, --example) are exclusive")
 	}
 	mirrors := map[string]string{}
 	for _, m := range c.StringSlice("mirror") {
@@ -103,12 +133,9 @@ func runFetch(c *cli.Context) error {
 		return nil
 	}
 
-	// TODO(site spec): the site's artifacts (cloud image from its signed
-	// SHA256SUMS, Docker and NVIDIA .debs resolved from their InRelease,
-	// python-build-standalone) will come from builder/spec once it lists
-	// them; until then they come from --list or the lock.
 	var arts []fetch.Artifact
 	switch {
+	case siteMode:
 	case c.String("list") != "":
 		if arts, err = readList(c.String("list")); err != nil {
 			return usageError{err}
@@ -117,9 +144,8 @@ func runFetch(c *cli.Context) error {
 			arts = lock.Pin(arts)
 		}
 	case lock != nil:
-		arts = lock.Artifacts
 	default:
-		return usagef("nothing to fetch: give --list FILE, or run where %s exists (--lock)", lockPath)
+		return usagef("nothing to fetch: give --config FILE or --example NAME, --list FILE, or run where %s exists (--lock)", lockPath)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -131,17 +157,19 @@ func runFetch(c *cli.Context) error {
 	if c.Bool("quiet") {
 		o.Progress = nil
 	}
+	switch {
+	case siteMode:
+		return fetchSite(ctx, c, cache, lockPath, o)
+	case c.String("list") == "":
+		return fetchLock(ctx, c, cache, lock, lockPath, o)
+	}
 	res, err := fetch.Download(ctx, cache, arts, o)
 	if res == nil {
 		return err
 	}
 	// Pin what did download even if something else failed: the next run
 	// then only has the failures left.
-	newLock := fetch.NewLock(pinnedOnly(res.Artifacts))
-	if lock != nil && c.String("list") == "" {
-		newLock = fetch.NewLock(mergePins(lock.Artifacts, res.Artifacts))
-	}
-	if werr := writeLockIfChanged(lockPath, newLock); werr != nil {
+	if werr := writeLockIfChanged(lockPath, fetch.NewLock(pinnedOnly(res.Artifacts))); werr != nil {
 		return errors.Join(err, werr)
 	}
 	if err != nil {
@@ -149,6 +177,60 @@ func runFetch(c *cli.Context) error {
 	}
 	fmt.Fprintf(out, "%d artifacts in %s: %d downloaded (%s), %d already cached; lock %s\n",
 		len(res.Artifacts), cache.Root(), res.Fetched, mib(res.Downloaded), res.Cached, lockPath)
+	return nil
+}
+
+// fetchSite resolves what the selected nodes need and fetches it; the lock
+// is rewritten to exactly that (bainode payload carries every locked .deb).
+func fetchSite(ctx context.Context, c *cli.Context, cache *fetch.Cache, lockPath string, o fetch.Options) error {
+	site, err := loadSite(c)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectNodes(c, site)
+	if err != nil {
+		return err
+	}
+	ao := artifacts.Options{Context: ctx, Fetch: o, CloudImage: c.Bool("cloud-image"),
+		Warn: func(m string) { warnf("%s", m) }}
+	if m := c.String("manifest"); m != "" {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			return usagef("--manifest: %v", err)
+		}
+		if ao.Installed, err = fetch.ParseManifest(b); err != nil {
+			return usagef("--manifest %s: %v", m, err)
+		}
+	}
+	reqs, err := artifacts.ForSite(site, nodes, ao)
+	if err != nil {
+		return err
+	}
+	arts, err := artifacts.Fetch(ctx, cache, reqs, o)
+	// Pin what is known even if something failed: --check then names what
+	// is missing, and the next run only has the failures left.
+	if werr := writeLockIfChanged(lockPath, fetch.NewLock(pinnedOnly(arts))); werr != nil {
+		return errors.Join(err, werr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%d artifacts for %d nodes present and verified in %s; lock %s\n",
+		len(arts), len(nodes), cache.Root(), lockPath)
+	return nil
+}
+
+// fetchLock fetches what the lock pins: files by sha256, images by digest.
+func fetchLock(ctx context.Context, c *cli.Context, cache *fetch.Cache, lock *fetch.Lock, lockPath string, o fetch.Options) error {
+	arts, err := artifacts.Fetch(ctx, cache, artifacts.FromLock(lock), o)
+	if werr := writeLockIfChanged(lockPath, fetch.NewLock(mergePins(lock.Artifacts, arts))); werr != nil {
+		return errors.Join(err, werr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%d locked artifacts present and verified in %s; lock %s\n",
+		len(arts), cache.Root(), lockPath)
 	return nil
 }
 
