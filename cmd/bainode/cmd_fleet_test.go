@@ -46,14 +46,19 @@ func TestFleetNoCgo(t *testing.T) {
 			}
 		}
 	}
-	// The whole package set, tests included, compiles without cgo.
-	cmd := exec.Command("go", "vet", "./cmd/bainode", "./builder/fleet")
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go vet: %v\n%s", err, out)
+	// The whole package set builds without cgo, and so do the tests (vet
+	// type-checks them).
+	for _, args := range [][]string{
+		{"build", "-o", t.TempDir() + "/", "./cmd/bainode", "./builder/fleet"},
+		{"vet", "./cmd/bainode", "./builder/fleet"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("CGO_ENABLED=0 go %v: %v\n%s", args, err, out)
+		}
 	}
-	fleetBinary(t) // built with CGO_ENABLED=0
 }
 
 func repoRoot(t *testing.T) string {
@@ -65,31 +70,14 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-var fleetBin struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// fleetBinary builds bainode once, static, as users get it.
+// fleetBinary is the bainode that cli_test.go's TestMain builds with
+// CGO_ENABLED=0, as users get it.
 func fleetBinary(t *testing.T) string {
 	t.Helper()
-	fleetBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "bainode-fleet-test-")
-		if err != nil {
-			fleetBin.err = err
-			return
-		}
-		fleetBin.path = filepath.Join(dir, "bainode")
-		cmd := exec.Command("go", "build", "-o", fleetBin.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		fleetBin.out, fleetBin.err = cmd.CombinedOutput()
-	})
-	if fleetBin.err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", fleetBin.err, fleetBin.out)
+	if bainodeBin == "" {
+		t.Fatal("bainode was not built by TestMain")
 	}
-	return fleetBin.path
+	return bainodeBin
 }
 
 // fleetServer is bainoded's HTTP surface on a memory inventory, on 127.0.0.1.
