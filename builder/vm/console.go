@@ -35,15 +35,17 @@ func (c *console) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// snapshot returns the output so far and a channel closed by the next write.
-func (c *console) snapshot() (string, <-chan struct{}) {
+// since returns the output from offset from on, the output's length and a
+// channel closed by the next write.
+func (c *console) since(from int) (string, int, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.buf.String(), c.changed
+	b := c.buf.Bytes()
+	return string(b[min(from, len(b)):]), len(b), c.changed
 }
 
 func (c *console) String() string {
-	s, _ := c.snapshot()
+	s, _, _ := c.since(0)
 	return s
 }
 

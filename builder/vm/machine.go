@@ -36,6 +36,11 @@ type Machine struct {
 // cfg.SerialLog. When ctx ends, QEMU is killed; Stop still has to be called
 // to remove the temp dir.
 func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
+	if cfg.Firmware == UEFI && cfg.OVMFCode == "" && cfg.OVMFVars == "" {
+		if cfg.OVMFCode, cfg.OVMFVars, err = FindOVMF(); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -71,13 +76,13 @@ func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 		done:      make(chan struct{}),
 	}
 	m.cmd = exec.Command(qemu, args...)
-	m.cmd.Dir = dir
 	m.cmd.Stdout = m.con
 	m.cmd.Stderr = m.stderr
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true, // a ^C in the terminal goes to us, not to QEMU
-		// QEMU dies with the thread that started it, even on a crash of
-		// the test binary where no cleanup runs.
+		// The kernel kills QEMU when the OS thread that started it ends,
+		// which in Go means our process: even a crash or SIGKILL of the
+		// test binary, where no cleanup runs, leaves no QEMU behind.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	// Helpers QEMU spawns (guestfwd cmd:) may hold stdout after QEMU is gone.
@@ -130,13 +135,6 @@ func prepare(ctx context.Context, cfg Config, dir string) (Config, error) {
 		}
 	}
 	if cfg.Firmware == UEFI {
-		if run.OVMFCode == "" {
-			code, vars, err := FindOVMF()
-			if err != nil {
-				return run, err
-			}
-			run.OVMFCode, run.OVMFVars = code, vars
-		}
 		// The variable store is written by the firmware: never the template.
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
 		if err := copyFile(run.OVMFVars, vars); err != nil {
@@ -146,8 +144,6 @@ func prepare(ctx context.Context, cfg Config, dir string) (Config, error) {
 	}
 	if run.SerialLog == "" {
 		run.SerialLog = filepath.Join(dir, "serial.log")
-	} else if abs, err := filepath.Abs(run.SerialLog); err == nil {
-		run.SerialLog = abs // QEMU runs in dir
 	}
 	return run, nil
 }
@@ -186,18 +182,18 @@ func (m *Machine) Output() string { return m.con.String() }
 // WaitFor waits until marker has appeared on the serial console (at any time
 // since boot), QEMU exits, or ctx ends.
 func (m *Machine) WaitFor(ctx context.Context, marker string) error {
-	from := 0
+	from := 0 // output before from has been searched (minus a marker's overlap)
 	for {
-		out, changed := m.con.snapshot()
-		if strings.Contains(out[from:], marker) {
+		chunk, end, changed := m.con.since(from)
+		if strings.Contains(chunk, marker) {
 			return nil
 		}
-		from = max(0, len(out)-len(marker)+1)
+		from = max(from, end-len(marker)+1)
 		select {
 		case <-changed:
 		case <-m.done:
 			// Stdout is fully copied once Wait returned: a last look.
-			if strings.Contains(m.con.String()[from:], marker) {
+			if chunk, _, _ := m.con.since(from); strings.Contains(chunk, marker) {
 				return nil
 			}
 			return fmt.Errorf("qemu exited before %q appeared: %w", marker, m.exitError())

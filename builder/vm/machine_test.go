@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,9 +42,15 @@ func blankDisk(t *testing.T) string {
 	return p
 }
 
+// alive tells whether pid exists and is not a zombie waiting for its reaper.
 func alive(pid int) bool {
-	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
-	return err == nil
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) state ...": comm may hold spaces, the state follows ") ".
+	i := strings.LastIndex(string(stat), ") ")
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 func TestTimeoutLeavesNoQEMU(t *testing.T) {
@@ -289,4 +297,112 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestUEFIFirmware(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: OVMF takes half a minute to reach its shell under TCG")
+	}
+	needTools(t, "qemu-system-x86_64", "qemu-img")
+	code, vars, err := FindOVMF()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	sum := fileSum(t, vars)
+	ctx, cancel := context.WithTimeout(t.Context(), TCG.Timeout(20*time.Second))
+	defer cancel()
+	m, err := Start(ctx, Config{Disk: blankDisk(t), DiskFormat: FormatRaw, Firmware: UEFI, NoNetwork: true})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer m.Stop()
+	// Nothing to boot on the disk: OVMF falls back to its built-in shell.
+	if err := m.WaitFor(ctx, "UEFI Interactive Shell"); err != nil {
+		t.Errorf("WaitFor: %v\nconsole: %q", err, tail(m.Output(), 500))
+	}
+	if !slices.Contains(m.Args(), "if=pflash,format=raw,unit=0,readonly=on,file="+code) {
+		t.Errorf("Args = %q, want the OVMF code %s read-only", m.Args(), code)
+	}
+	if fileSum(t, vars) != sum {
+		t.Errorf("OVMF variable template %s was written", vars)
+	}
+}
+
+// TestQEMUDiesWithParent kills a process that started QEMU, with no chance
+// to clean up, and checks that Pdeathsig took QEMU down too.
+func TestQEMUDiesWithParent(t *testing.T) {
+	if os.Getenv("BAINODE_VM_HELPER") == "1" {
+		m, err := Start(context.Background(), Config{Disk: os.Getenv("BAINODE_VM_DISK"), DiskFormat: FormatRaw, NoNetwork: true})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println("pid", m.PID(), m.dir)
+		time.Sleep(time.Minute)
+		os.Exit(1)
+	}
+	needTools(t, "qemu-system-x86_64", "qemu-img")
+
+	child := exec.Command(os.Args[0], "-test.run=^TestQEMUDiesWithParent$")
+	child.Env = append(os.Environ(), "BAINODE_VM_HELPER=1", "BAINODE_VM_DISK="+blankDisk(t))
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	var pid int
+	var dir string
+	if _, err := fmt.Fscanf(out, "pid %d %s\n", &pid, &dir); err != nil {
+		t.Fatalf("helper did not report a qemu pid: %v", err)
+	}
+	// Nobody calls Stop in the killed helper: its temp dir is ours to remove.
+	if !strings.HasPrefix(filepath.Base(dir), "bainode-vm-") {
+		t.Fatalf("helper reported temp dir %q", dir)
+	}
+	defer os.RemoveAll(dir)
+	if !alive(pid) {
+		t.Fatalf("qemu pid %d not running", pid)
+	}
+	child.Process.Kill()
+	child.Wait()
+	for deadline := time.Now().Add(10 * time.Second); alive(pid) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("qemu pid %d outlived the process that started it", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// TestWaitForSplitMarker feeds the console by hand: a marker split across
+// writes is found, and an exit before the marker is reported.
+func TestWaitForSplitMarker(t *testing.T) {
+	m := &Machine{con: newConsole(nil), stderr: &tailBuffer{max: 64}, done: make(chan struct{})}
+	found := make(chan error, 1)
+	go func() { found <- m.WaitFor(context.Background(), "cloud-init done") }()
+	for _, part := range []string{"boot...\r\nclo", "ud-init ", "do", "ne\r\n"} {
+		time.Sleep(10 * time.Millisecond)
+		m.con.Write([]byte(part))
+	}
+	select {
+	case err := <-found:
+		if err != nil {
+			t.Errorf("WaitFor: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitFor did not see the split marker")
+	}
+
+	m.waitErr = errors.New("exit status 1")
+	close(m.done)
+	err := m.WaitFor(context.Background(), "never")
+	if err == nil || !strings.Contains(err.Error(), `qemu exited before "never" appeared: exit status 1`) {
+		t.Errorf("WaitFor after exit: got %v", err)
+	}
 }

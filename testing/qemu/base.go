@@ -125,7 +125,26 @@ func Base(ctx context.Context, logw io.Writer) (Image, error) {
 		return Image{}, fmt.Errorf("building vm base %s: %w", dir, err)
 	}
 	fmt.Fprintf(logw, "vm base built in %s: %s\n", time.Since(start).Round(time.Second), dir)
+	pruneOthers(root, filepath.Base(dir), logw)
 	return load(dir)
+}
+
+// pruneOthers removes bases of older recipes (about 800 MB each). A VM
+// still running on one keeps its open backing file.
+func pruneOthers(root, keep string, logw io.Writer) {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == keep || len(name) != 64 || strings.Trim(name, "0123456789abcdef") != "" {
+			continue
+		}
+		if err := removeUnmounted(filepath.Join(root, name)); err != nil {
+			fmt.Fprintf(logw, "vm base: pruning an old base: %v\n", err)
+			continue
+		}
+		os.Remove(filepath.Join(root, name+".lock"))
+		fmt.Fprintf(logw, "vm base: removed old base %s\n", name)
+	}
 }
 
 func load(dir string) (Image, error) {

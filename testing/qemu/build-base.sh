@@ -33,16 +33,20 @@ trap 'exit 1' INT TERM
 
 step() { echo "build-base: $*"; }
 
+uuid=$(cat /proc/sys/kernel/random/uuid)
+
 step "mmdebstrap bookworm ($(wc -l <"$SOURCES") source lines)"
 # minbase keeps the image small; everything the tests need is listed explicitly.
+# The root fs type is set before the kernel package comes in: initramfs-tools
+# cannot probe it in a chroot and would leave fsck out of the initramfs.
 mmdebstrap --mode=root --variant=minbase --include="$PACKAGES" \
+	--essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" && echo FSTYPE=ext4 >"$1/etc/initramfs-tools/conf.d/bainode-fstype"' \
 	--aptopt='Acquire::Retries "3"' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	bookworm "$rootfs" "$SOURCES"
 
-uuid=$(cat /proc/sys/kernel/random/uuid)
 kver=$(basename "$(ls -1 "$rootfs"/boot/vmlinuz-* | sort -V | tail -n1)")
 kver=${kver#vmlinuz-}
 cmdline="root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8"
