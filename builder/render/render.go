@@ -12,7 +12,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
+	"slices"
 
 	"sort"
 	"strings"
@@ -85,7 +87,8 @@ type Renderer struct {
 	statics  map[string]string // overlay path -> gz+b64, computed once
 
 	mu    sync.Mutex
-	hosts map[string][]byte // hosts block by content hash
+	seed  maphash.Seed
+	hosts map[uint64]hostsEntry // hosts block by a hash of its entries
 }
 
 // Options configure a Renderer; zero values use the embedded data.
@@ -119,7 +122,7 @@ func New(o Options) (*Renderer, error) {
 			return nil, fmt.Errorf("targets.yaml has no entry for target %s", name)
 		}
 	}
-	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}, hosts: map[string][]byte{}}
+	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}, hosts: map[uint64]hostsEntry{}, seed: maphash.MakeSeed()}
 	for _, f := range staticFiles {
 		b, err := fs.ReadFile(o.Overlays, f.src)
 		if err != nil {
@@ -238,16 +241,26 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 // entries: in a large site every node carries the same block of every node,
 // and rendering it for each node made seeding a site quadratic.
 func (r *Renderer) hostsBlock(name string, v *view) ([]byte, error) {
-	h := sha256.New()
-	for _, e := range v.S.Hosts.Entries {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\n", e.IP, strings.Join(e.Names, " "), e.Comment)
+	entries := v.S.Hosts.Entries
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	for _, e := range entries {
+		h.WriteString(e.IP)
+		for _, n := range e.Names {
+			h.WriteByte(0)
+			h.WriteString(n)
+		}
+		h.WriteByte(1)
+		h.WriteString(e.Comment)
+		h.WriteByte(2)
 	}
-	key := string(h.Sum(nil))
+	key := h.Sum64()
 	r.mu.Lock()
-	b, ok := r.hosts[key]
+	c, ok := r.hosts[key]
 	r.mu.Unlock()
-	if ok {
-		return b, nil
+	// The hash only finds the candidate; equal entries make it a hit.
+	if ok && slices.EqualFunc(c.entries, entries, sameHostEntry) {
+		return c.block, nil
 	}
 	b, err := r.exec(name, v)
 	if err != nil {
@@ -257,9 +270,18 @@ func (r *Renderer) hostsBlock(name string, v *view) ([]byte, error) {
 	if len(r.hosts) >= 64 { // a long-lived server sees many sites: stay small
 		clear(r.hosts)
 	}
-	r.hosts[key] = b
+	r.hosts[key] = hostsEntry{slices.Clone(entries), b}
 	r.mu.Unlock()
 	return b, nil
+}
+
+type hostsEntry struct {
+	entries []spec.HostEntry
+	block   []byte
+}
+
+func sameHostEntry(a, b spec.HostEntry) bool {
+	return a.IP == b.IP && a.Comment == b.Comment && slices.Equal(a.Names, b.Names)
 }
 
 func (r *Renderer) exec(name string, v *view) ([]byte, error) {

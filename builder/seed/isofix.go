@@ -23,11 +23,15 @@ const (
 // Ridge TF times. go-diskfs takes them from the clock and from the staging
 // files' ctime, which no one can set, so seeds would differ run to run.
 func normalizeISO(path string, t time.Time) error {
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	if len(b) < pvdOffset+sector || b[pvdOffset] != 1 || string(b[pvdOffset+1:pvdOffset+6]) != "CD001" {
+	defer f.Close()
+	// Only the volume descriptor and the directory extents change: patch
+	// them in place instead of rewriting the whole image.
+	pvd := make([]byte, sector)
+	if _, err := f.ReadAt(pvd, pvdOffset); err != nil || pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
 		return fmt.Errorf("no primary volume descriptor at sector 16")
 	}
 	t = t.UTC()
@@ -38,30 +42,33 @@ func normalizeISO(path string, t time.Time) error {
 		if i == 2 { // expiration: "not specified"
 			d = []byte("0000000000000000\x00")
 		}
-		copy(b[pvdOffset+pvdDates+i*pvdDateSize:], d)
+		copy(pvd[pvdDates+i*pvdDateSize:], d)
 	}
-	root := b[pvdOffset+pvdRoot : pvdOffset+pvdRoot+34]
+	root := pvd[pvdRoot : pvdRoot+34]
 	copy(root[18:25], short)
-	seen := map[uint32]bool{}
-	if err := stampDir(b, root, short, long, seen); err != nil {
+	if _, err := f.WriteAt(pvd, pvdOffset); err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	return stampDir(f, root, short, long, map[uint32]bool{})
 }
 
 // stampDir walks the directory extent that rec points at.
-func stampDir(b, rec, short, long []byte, seen map[uint32]bool) error {
+func stampDir(f *os.File, rec, short, long []byte, seen map[uint32]bool) error {
 	le := binary.LittleEndian
 	lba, size := le.Uint32(rec[2:]), le.Uint32(rec[10:])
 	if seen[lba] {
 		return nil
 	}
 	seen[lba] = true
-	start, end := int(lba)*sector, int(lba)*sector+int(size)
-	if end > len(b) {
-		return fmt.Errorf("directory extent runs past the image")
+	if size > 1<<20 {
+		return fmt.Errorf("directory extent of %d bytes is not a seed's", size)
 	}
-	for off := start; off < end; {
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, int64(lba)*sector); err != nil {
+		return fmt.Errorf("directory extent: %w", err)
+	}
+	end := len(b)
+	for off := 0; off < end; {
 		n := int(b[off])
 		if n == 0 { // records do not cross sectors: skip to the next one
 			off = (off/sector + 1) * sector
@@ -78,13 +85,14 @@ func stampDir(b, rec, short, long []byte, seen map[uint32]bool) error {
 		isDir := r[25]&2 != 0
 		self := nameLen == 1 && (r[33] == 0 || r[33] == 1)
 		if isDir && !self {
-			if err := stampDir(b, r, short, long, seen); err != nil {
+			if err := stampDir(f, r, short, long, seen); err != nil {
 				return err
 			}
 		}
 		off += n
 	}
-	return nil
+	_, err := f.WriteAt(b, int64(lba)*sector)
+	return err
 }
 
 // stampSUSP rewrites the times in Rock Ridge TF entries.
