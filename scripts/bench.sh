@@ -233,3 +233,43 @@ if [ "${VMBENCH:-1}" = 1 ]; then
 		grep -E 'report after [0-9]+m?[0-9.]+s \(|accel|^(--- |ok|FAIL)' || true
 	printf '```\n'
 fi
+
+# fetch: 8 artifacts from a loopback HTTP server, bainode fetch --jobs 4 vs
+# sequential curl, then a warm-cache run. FETCH_MB sets each file's size.
+if [ "${FETCHBENCH:-1}" = 1 ]; then
+	say "fetch: ${FETCH_MB:-200} MB x 8 from 127.0.0.1"
+	fdir=$WORK/fetch
+	mkdir -p "$fdir/srv" "$fdir/curl"
+	: >"$fdir/list"
+	for i in 1 2 3 4 5 6 7 8; do
+		head -c "$((${FETCH_MB:-200} * 1024 * 1024))" /dev/urandom >"$fdir/srv/a$i.bin"
+	done
+	port=$((20000 + RANDOM % 20000))
+	python3 -m http.server "$port" --bind 127.0.0.1 --directory "$fdir/srv" >/dev/null 2>&1 &
+	srv=$!
+	for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
+	for i in 1 2 3 4 5 6 7 8; do
+		echo "http://127.0.0.1:$port/a$i.bin $(sha256sum "$fdir/srv/a$i.bin" | cut -d' ' -f1)" >>"$fdir/list"
+	done
+	t0=$(date +%s.%N)
+	bin/bainode fetch -q --cache "$fdir/cache" --lock "$fdir/bainode.lock" --list "$fdir/list" --jobs 4 >/dev/null
+	t1=$(date +%s.%N)
+	bin/bainode fetch -q --cache "$fdir/cache" --lock "$fdir/bainode.lock" --list "$fdir/list" --jobs 4 >/dev/null
+	t2=$(date +%s.%N)
+	for i in 1 2 3 4 5 6 7 8; do curl -fsS -o "$fdir/curl/a$i.bin" "http://127.0.0.1:$port/a$i.bin"; done
+	t3=$(date +%s.%N)
+	kill "$srv"
+	cat <<EOT
+
+### fetch: 8 x ${FETCH_MB:-200} MB from a loopback server
+
+| | wall time |
+|---|---:|
+| bainode fetch --jobs 4 (verifies sha256) | $(f %.2f "$t1 - $t0") s |
+| bainode fetch, warm cache | $(f %.3f "$t2 - $t1") s |
+| sequential curl (no checks) | $(f %.2f "$t3 - $t2") s |
+
+- ratio, curl time / bainode fetch time: $(f %.2f "($t3 - $t2) / ($t1 - $t0)")x
+EOT
+	rm -rf "$fdir"
+fi
