@@ -92,7 +92,7 @@ func BenchmarkBuildVsMkfs(b *testing.B) {
 
 		ref := filepath.Join(out, "mkfs.img")
 		t1 := time.Now()
-		cmd := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^has_journal,^resize_inode", "-L", Label,
+		cmd := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-N", fmt.Sprint(inodeCount(&plan{files: make([]*entry, len(items))})), "-O", "^has_journal,^resize_inode", "-L", Label,
 			"-d", tree, ref, fmt.Sprintf("%dk", fi.Size()/1024))
 		if o, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("mkfs.ext4: %v\n%s", err, o)

@@ -177,7 +177,7 @@ func Build(ctx context.Context, path string, c *fetch.Cache, items []Item, o Opt
 	if err != nil {
 		return fmt.Errorf("payload: creating the ext4 file system: %w", err)
 	}
-	w := &writer{fs: fsys, ctx: ctx, progress: o.Progress, total: len(plan.files) + plan.generated()}
+	w := &writer{fs: fsys, ctx: ctx, progress: o.Progress, label: o.Label, total: len(plan.files) + plan.generated()}
 	if err := w.write(plan); err != nil {
 		return err
 	}
@@ -350,6 +350,7 @@ type writer struct {
 	fs       *ext4.FileSystem
 	ctx      context.Context
 	progress io.Writer
+	label    string
 	total    int
 	n        int
 	buf      []byte
@@ -373,7 +374,7 @@ func (w *writer) write(p *plan) error {
 			}
 		}
 	}
-	m := Manifest{Format: ManifestFormat, Label: Label, Files: []ManifestFile{}}
+	m := Manifest{Format: ManifestFormat, Label: w.label, Files: []ManifestFile{}}
 	for _, e := range p.files {
 		sum, err := w.copyFile(e)
 		if err != nil {

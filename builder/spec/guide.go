@@ -23,6 +23,7 @@ type guideData struct {
 	Storage           Storage              `yaml:"storage"`
 	Docker            Docker               `yaml:"docker"`
 	GPU               GPU                  `yaml:"gpu"`
+	Artifacts         string               `yaml:"artifacts"`
 }
 
 var guide = func() guideData {
@@ -57,6 +58,8 @@ func Defaults(role string) Settings {
 		Hosts:    Hosts{Enabled: true},
 		Storage:  Storage{Local: append([]string(nil), guide.Storage.Local...)},
 		GPU:      GPU{Driver: guide.GPU.Driver, CUDA: guide.GPU.CUDA, Toolkit: true},
+
+		Artifacts: guide.Artifacts,
 	}
 	s.Operator.Groups = append([]string(nil), guide.Operator.Groups...)
 	s.Operator.SudoNopasswd = true

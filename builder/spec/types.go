@@ -64,7 +64,17 @@ type Settings struct {
 	Storage  Storage  `yaml:"storage"`
 	GPU      GPU      `yaml:"gpu"`
 	Images   Images   `yaml:"images"`
+	// Artifacts says where packages, Python and images come from: "online"
+	// (the network, the guide's way) or "payload" (a BAIPAYLOAD disk made by
+	// 'bainode payload', for air-gapped nodes).
+	Artifacts string `yaml:"artifacts"`
 }
+
+// Artifacts modes.
+const (
+	ArtifactsOnline  = "online"
+	ArtifactsPayload = "payload"
+)
 
 // Operator is the account that runs Backend.AI ("Create a user account").
 type Operator struct {

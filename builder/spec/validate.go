@@ -206,6 +206,12 @@ func (l *loader) checkSettings(e *effective) {
 		}
 	}
 
+	switch s.Artifacts {
+	case ArtifactsOnline, ArtifactsPayload:
+	default:
+		bad("artifacts", "%q is not an artifacts mode; want online or payload", s.Artifacts)
+	}
+
 	d := s.Docker
 	if d.Version != "" && !reAptPin.MatchString(d.Version) {
 		bad("docker.version", "%q is not an apt version", d.Version)

@@ -45,7 +45,7 @@ Examples:
   bainode payload --config site.yaml --node bai-a01 --debs ./debs -o payload.img
   bainode payload --example vm-test --debs ./debs --images ./images -o payload.img`,
 		Flags: siteFlags(nodeFlag,
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the payload disk image to `FILE`", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the payload disk image to `FILE` (required)"},
 			&cli.StringFlag{Name: "cache", Usage: "artifact cache `DIR` (default: the user cache dir + /bainode/cache)", EnvVars: []string{"BAINODE_CACHE"}},
 			&cli.StringFlag{Name: "lock", Value: fetch.LockFileName, Usage: "lock `FILE` whose .debs are carried (ignored when it does not exist)"},
 			&cli.StringSliceFlag{Name: "debs", Usage: "carry every .deb in `DIR` (repeatable)"},
@@ -59,6 +59,10 @@ Examples:
 func runPayload(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("payload takes no arguments, got %q", c.Args().Slice())
+	}
+	out := c.String("output")
+	if out == "" {
+		return usagef("payload needs -o FILE: where to write the disk image")
 	}
 	site, err := loadSite(c)
 	if err != nil {
@@ -106,7 +110,6 @@ func runPayload(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	out := c.String("output")
 	if err := payload.Build(ctx, out, cache, items, o); err != nil {
 		return err
 	}
