@@ -8,8 +8,8 @@
 //	manifest.json   size and sha256 of every file above
 //
 // The file system is always created new by go-diskfs and never edited
-// afterwards (go-diskfs corrupts existing ext4 file systems it edits; see
-// /work/shared/research/go-libs.md). The node mounts it read-only, checks
+// afterwards (go-diskfs corrupts existing ext4 file systems it edits, as
+// our tests of it showed). The node mounts it read-only, checks
 // every file against manifest.json and installs with apt from file:.
 package payload
 
