@@ -112,8 +112,8 @@ func (s *server) nodeAuth(w http.ResponseWriter, r *http.Request) (string, bool)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return "", false
 	}
-	n, err := s.store.Node(r.Context(), host)
-	if errors.Is(err, inventory.ErrNotFound) || err == nil && !inventory.TokenMatches(n.TokenHash, token) {
+	hash, err := s.tokenHash(r.Context(), host)
+	if errors.Is(err, inventory.ErrNotFound) || err == nil && !inventory.TokenMatches(hash, token) {
 		s.log.Warn("report refused", "node", host, "remote", r.RemoteAddr)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return "", false

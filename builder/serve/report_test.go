@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/serve"
 )
 
 const startEvent = `{"name": "init-network/config-ssh", "description": "running config-ssh", "event_type": "start", "origin": "cloudinit", "timestamp": 1700000000.5}`
@@ -115,5 +117,38 @@ func TestBodyLimits(t *testing.T) {
 	}
 	if ev := f.events("gpu1"); len(ev) != 1 || len(ev[0].Detail) != 2048 {
 		t.Errorf("long description not clipped: %d events", len(ev))
+	}
+}
+
+// TestReportTokenFollowsInventory checks that cached token hashes are
+// dropped when the node changes, here or on another member.
+func TestReportTokenFollowsInventory(t *testing.T) {
+	f := newFixture(t, func(c *serve.Config) { c.RevisionTTL = 0 })
+	tok := f.tokens["gpu1"]
+	if code, body := f.do("POST", "/report/gpu1/"+tok, "", startEvent); code != 204 {
+		t.Fatalf("report: %d %s", code, body)
+	}
+	// Another member clears the token: only the store's revision says so.
+	n, err := f.store.Node(t.Context(), "gpu1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.TokenHash = ""
+	if err := f.store.PutNode(t.Context(), n); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := f.do("POST", "/report/gpu1/"+tok, "", startEvent); code != 403 {
+		t.Errorf("report after the token was cleared elsewhere: %d, want 403", code)
+	}
+	// Deleting through this server drops the cache at once.
+	tok2 := f.tokens["gpu2"]
+	if code, _ := f.do("POST", "/report/gpu2/"+tok2, "", startEvent); code != 204 {
+		t.Fatalf("report gpu2: %d", code)
+	}
+	if code, _ := f.do("DELETE", "/api/v1/nodes/gpu2", f.admin, ""); code/100 != 2 {
+		t.Fatalf("delete gpu2: %d", code)
+	}
+	if code, _ := f.do("POST", "/report/gpu2/"+tok2, "", startEvent); code != 403 {
+		t.Errorf("report from a deleted node: %d, want 403", code)
 	}
 }

@@ -98,6 +98,7 @@ type server struct {
 	store  inventory.Store
 	log    *slog.Logger
 	cache  *cache
+	tokens nodeTokens
 	secret struct {
 		sync.Mutex
 		key []byte

@@ -13,14 +13,22 @@ import (
 )
 
 // BenchmarkClusterPhoneHome measures phone-home writes per second on three
-// bainoded processes, 16 concurrent writers spread over all members. Each
-// write is an authenticated node lookup plus one replicated INSERT.
+// bainoded processes, with concurrent writers spread over all members. Each
+// write is an authenticated node lookup plus a replicated INSERT; writes
+// arriving together share a transaction.
 func BenchmarkClusterPhoneHome(b *testing.B) {
 	c := newCluster(b, 3)
 	token := c.setup(c.members[0])
+	for _, writers := range []int{16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			benchPhoneHome(b, c, token, writers)
+		})
+	}
+}
+
+func benchPhoneHome(b *testing.B, c *cluster, token string, writers int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	const writers = 16
 	lat := make([]time.Duration, b.N)
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -36,7 +44,7 @@ func BenchmarkClusterPhoneHome(b *testing.B) {
 					return
 				}
 				t0 := time.Now()
-				if err := c.phoneHome(ctx, c.members[i%3], token, fmt.Sprintf("b-%d", i)); err != nil {
+				if err := c.phoneHome(ctx, c.members[i%3], token, fmt.Sprintf("b-%d-%d", writers, i)); err != nil {
 					failed.Add(1)
 				}
 				lat[i] = time.Since(t0)
@@ -59,7 +67,8 @@ func BenchmarkClusterPhoneHome(b *testing.B) {
 // leader to the first acknowledged write sent after it; the killed member
 // is restarted outside the timed part. Run with -benchtime=3x or so.
 func BenchmarkFailover(b *testing.B) {
-	for _, latency := range []string{"", "50ms"} {
+	// "" is bainoded's default; 0 is dqlite's own.
+	for _, latency := range []string{"", "0", "50ms"} {
 		name := "latency=default"
 		var args []string
 		if latency != "" {

@@ -200,18 +200,6 @@ func (s *Store) queryNodes(ctx context.Context, where string, args ...any) ([]in
 	return out, err
 }
 
-func (s *Store) AddEvent(ctx context.Context, e inventory.Event) error {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	return s.write(ctx, func(ctx context.Context) error {
-		_, err := s.db.ExecContext(ctx,
-			`INSERT INTO events (node, stage, result, time, detail) VALUES (?, ?, ?, ?, ?)`,
-			e.Node, e.Stage, e.Result, e.Time.UnixNano(), e.Detail)
-		return err
-	})
-}
-
 func (s *Store) Events(ctx context.Context, node string, limit int) ([]inventory.Event, error) {
 	if limit <= 0 {
 		limit = -1

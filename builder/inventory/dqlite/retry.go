@@ -20,7 +20,7 @@ import (
 const (
 	leaderFirst  = 20 * time.Millisecond
 	leaderCap    = time.Second
-	busyCap      = 50 * time.Millisecond
+	busyCap      = 10 * time.Millisecond
 	retryTotal   = 15 * time.Second
 	defaultOpTTL = 20 * time.Second
 )

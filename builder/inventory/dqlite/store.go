@@ -59,7 +59,8 @@ type Store struct {
 	// wlock lets one write at a time leave this process. The leader runs
 	// one write transaction at a time and answers SQLITE_BUSY to the rest,
 	// so queueing here is cheaper than colliding there.
-	wlock chan struct{}
+	wlock  chan struct{}
+	events eventQueue
 }
 
 var (

@@ -210,15 +210,18 @@ func testRevision(t *testing.T, s inventory.Store) {
 	}
 }
 
+// testConcurrent checks that concurrent writers lose nothing and that
+// each writer's events keep their order, as group commit must.
 func testConcurrent(t *testing.T, s inventory.Store) {
 	c := ctx(t)
+	const writers, each = 64, 5 // more than one batch of dqlite's
 	var wg sync.WaitGroup
-	errs := make(chan error, 40)
-	for w := 0; w < 4; w++ {
+	errs := make(chan error, writers*each)
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 10; i++ {
+			for i := 0; i < each; i++ {
 				errs <- s.AddEvent(c, inventory.Event{Node: "c", Stage: fmt.Sprintf("%d-%d", w, i)})
 			}
 		}()
@@ -230,7 +233,17 @@ func testConcurrent(t *testing.T, s inventory.Store) {
 			t.Fatal(err)
 		}
 	}
-	if ev, err := s.Events(c, "c", 0); err != nil || len(ev) != 40 {
-		t.Errorf("concurrent AddEvent: got %d events, %v; want 40", len(ev), err)
+	ev, err := s.Events(c, "c", 0)
+	if err != nil || len(ev) != writers*each {
+		t.Fatalf("concurrent AddEvent: got %d events, %v; want %d", len(ev), err, writers*each)
+	}
+	next := map[int]int{}
+	for _, e := range ev {
+		var w, i int
+		fmt.Sscanf(e.Stage, "%d-%d", &w, &i)
+		if i != next[w] {
+			t.Fatalf("writer %d: event %d stored where %d was due", w, i, next[w])
+		}
+		next[w]++
 	}
 }
