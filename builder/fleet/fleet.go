@@ -1,7 +1,7 @@
-// Package fleet is a client for bainoded's admin API (/api/v1): nodes, the
-// site file, provisioning events and cluster members. It is pure Go with no
-// dependency on the server or its inventory, so the bainode CLI stays free
-// of cgo and dqlite.
+// Package fleet is a client for bainoded's admin API (/api/v1): nodes and
+// their tokens, admin tokens, the site file, provisioning events and
+// cluster members. It is pure Go with no dependency on the server or its
+// inventory, so the bainode CLI stays free of cgo and dqlite.
 //
 // The admin token is only ever sent in the Authorization header; it is
 // never part of a URL or of an error message.
@@ -41,8 +41,25 @@ type Node struct {
 	Role     string   `json:"role,omitempty"`
 	// Overrides is YAML merged over the site for this node only.
 	Overrides string `json:"overrides,omitempty"`
-	// Token is the node's reporting token, filled in only in PutNode's
-	// answer (it is embedded in the node's seed URLs already).
+	// Token is the node's reporting token, filled in only in the answers of
+	// PutNode and RotateNodeToken (it is embedded in the node's seed URLs
+	// already).
+	Token string `json:"token,omitempty"`
+	// TokenRevoked says the node cannot report until its token is rotated.
+	TokenRevoked bool `json:"token_revoked,omitempty"`
+}
+
+// AdminToken is an admin token as the server lists it: never the token,
+// only an ID and the first characters of its SHA-256.
+type AdminToken struct {
+	ID      int64     `json:"id"`
+	Prefix  string    `json:"prefix"`
+	Name    string    `json:"name"` // empty for a member's token file
+	Created time.Time `json:"created"`
+	// Current marks the token the listing request was made with.
+	Current bool `json:"current,omitempty"`
+	// Token is filled in only in CreateAdminToken's answer, the one time
+	// the server shows it.
 	Token string `json:"token,omitempty"`
 }
 
@@ -239,7 +256,7 @@ func (c *Client) PutNode(ctx context.Context, n Node) (Node, error) {
 	if n.MACs == nil {
 		n.MACs = []string{}
 	}
-	n.Token = ""
+	n.Token, n.TokenRevoked = "", false
 	b, err := json.Marshal(n)
 	if err != nil {
 		return out, err
@@ -255,6 +272,54 @@ func (c *Client) DeleteNode(ctx context.Context, host string) error {
 		return err
 	}
 	return c.do(ctx, http.MethodDelete, p, nil, nil, "", nil)
+}
+
+// RotateNodeToken gives a node a new reporting token and returns the node
+// with it. The old token stops working at once; the node gets the new one
+// in vendor-data the next time it fetches its seed.
+func (c *Client) RotateNodeToken(ctx context.Context, host string) (Node, error) {
+	var out Node
+	p, err := nodePath(host)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, http.MethodPost, p+"/token", nil, nil, "", &out)
+	return out, err
+}
+
+// RevokeNodeToken stops a node's token from working; the node cannot
+// report until RotateNodeToken gives it a new one.
+func (c *Client) RevokeNodeToken(ctx context.Context, host string) error {
+	p, err := nodePath(host)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p+"/token", nil, nil, "", nil)
+}
+
+// AdminTokens lists the active admin tokens by ID.
+func (c *Client) AdminTokens(ctx context.Context) ([]AdminToken, error) {
+	var out []AdminToken
+	err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, "", &out)
+	return out, err
+}
+
+// CreateAdminToken makes a new admin token; the answer's Token is the only
+// copy (the server keeps its hash).
+func (c *Client) CreateAdminToken(ctx context.Context, name string) (AdminToken, error) {
+	var out AdminToken
+	b, err := json.Marshal(map[string]string{"name": name})
+	if err != nil {
+		return out, err
+	}
+	err = c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, bytes.NewReader(b), "application/json", &out)
+	return out, err
+}
+
+// RevokeAdminToken revokes an admin token for good. The server refuses
+// (409) to revoke the token the client itself uses.
+func (c *Client) RevokeAdminToken(ctx context.Context, id int64) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+strconv.FormatInt(id, 10), nil, nil, "", nil)
 }
 
 // Events returns the latest limit events of a node, oldest first; limit 0

@@ -158,3 +158,69 @@ func TestBase(t *testing.T) {
 		}
 	}
 }
+
+func TestClientTokens(t *testing.T) {
+	srv, _ := server(t)
+	ctx := context.Background()
+	c := &fleet.Client{BaseURL: srv.URL, Token: adminToken}
+	if _, err := c.PushSite(ctx, []byte("version: 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.PutNode(ctx, fleet.Node{Hostname: "gpu1", TokenRevoked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := func(token string) int {
+		resp, err := http.PostForm(srv.URL+"/phone-home/gpu1/"+token, url.Values{"hostname": {"gpu1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	r, err := c.RotateNodeToken(ctx, "gpu1")
+	if err != nil || r.Token == "" || r.Token == n.Token || r.Hostname != "gpu1" {
+		t.Fatalf("rotate: %+v %v", r, err)
+	}
+	if phone(n.Token) != 403 || phone(r.Token) != 204 {
+		t.Errorf("after rotation the old token should fail and the new one work")
+	}
+	if err := c.RevokeNodeToken(ctx, "gpu1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Node(ctx, "gpu1"); err != nil || !got.TokenRevoked || phone(r.Token) != 403 {
+		t.Errorf("after revocation: %+v %v", got, err)
+	}
+	if _, err := c.RotateNodeToken(ctx, "ghost"); !fleet.IsNotFound(err) {
+		t.Errorf("rotate unknown node: %v", err)
+	}
+	if err := c.RevokeNodeToken(ctx, "ghost"); !fleet.IsNotFound(err) {
+		t.Errorf("revoke unknown node: %v", err)
+	}
+
+	list, err := c.AdminTokens(ctx)
+	if err != nil || len(list) != 1 || !list[0].Current || len(list[0].Prefix) != 12 || list[0].Token != "" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	ci, err := c.CreateAdminToken(ctx, "ci")
+	if err != nil || ci.Token == "" || ci.Name != "ci" {
+		t.Fatalf("create: %+v %v", ci, err)
+	}
+	if _, err := c.CreateAdminToken(ctx, ""); fleet.StatusCode(err) != 400 {
+		t.Errorf("create without a name: %v", err)
+	}
+	other := &fleet.Client{BaseURL: srv.URL, Token: ci.Token}
+	err = other.RevokeAdminToken(ctx, ci.ID)
+	if fleet.StatusCode(err) != 409 || !strings.Contains(err.Error(), "cannot revoke itself") || strings.Contains(err.Error(), ci.Token) {
+		t.Errorf("self-revoke: %v", err)
+	}
+	if err := c.RevokeAdminToken(ctx, ci.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Nodes(ctx); fleet.StatusCode(err) != 401 {
+		t.Errorf("revoked token: %v", err)
+	}
+	if err := c.RevokeAdminToken(ctx, ci.ID); !fleet.IsNotFound(err) {
+		t.Errorf("second revoke: %v", err)
+	}
+}

@@ -1,6 +1,9 @@
 package inventory_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"testing"
 
 	"github.com/lablup/bainode/builder/inventory"
@@ -91,10 +94,24 @@ func TestTokens(t *testing.T) {
 		t.Errorf("empty hash matched")
 	}
 	k := []byte("key")
-	if inventory.NodeToken(k, "a") == inventory.NodeToken(k, "b") {
+	if inventory.NodeToken(k, "a", 1) == inventory.NodeToken(k, "b", 1) {
 		t.Errorf("two nodes share a token")
 	}
-	if inventory.NodeToken(k, "a") != inventory.NodeToken(k, "a") {
+	if inventory.NodeToken(k, "a", 1) != inventory.NodeToken(k, "a", 1) {
 		t.Errorf("NodeToken is not deterministic")
+	}
+	if inventory.NodeToken(k, "a", 1) == inventory.NodeToken(k, "a", 2) {
+		t.Errorf("rotation kept the token")
+	}
+	// Generation 0 keeps the tokens of nodes stored before rotation existed.
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("bainode node token\x00a"))
+	if got := inventory.NodeToken(k, "a", 0); got != base64.RawURLEncoding.EncodeToString(m.Sum(nil)) {
+		t.Errorf("generation 0 changed the derivation: %s", got)
+	}
+	g1, err1 := inventory.FirstTokenGen()
+	g2, err2 := inventory.FirstTokenGen()
+	if err1 != nil || err2 != nil || g1 <= 0 || g2 <= 0 || g1 == g2 {
+		t.Errorf("FirstTokenGen: %d %v, %d %v; want two different positive numbers", g1, err1, g2, err2)
 	}
 }

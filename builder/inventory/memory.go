@@ -17,7 +17,8 @@ type Memory struct {
 	nodes    map[string]Node   // by hostname
 	macs     map[string]string // mac -> hostname
 	events   map[string][]Event
-	tokens   map[string]bool
+	tokens   map[string]*memToken // by hash
+	tokenID  int64
 	revision int64
 	secret   []byte
 	now      func() time.Time
@@ -29,7 +30,7 @@ func NewMemory() *Memory {
 		nodes:  map[string]Node{},
 		macs:   map[string]string{},
 		events: map[string][]Event{},
-		tokens: map[string]bool{},
+		tokens: map[string]*memToken{},
 		now:    time.Now,
 	}
 }
@@ -92,7 +93,23 @@ func (m *Memory) PutNode(_ context.Context, n Node) error {
 	for _, mac := range n.MACs {
 		m.macs[mac] = n.Hostname
 	}
+	if old, ok := m.nodes[n.Hostname]; ok {
+		n.TokenHash, n.TokenGen = old.TokenHash, old.TokenGen
+	}
 	m.nodes[n.Hostname] = cloneNode(n)
+	m.revision++
+	return nil
+}
+
+func (m *Memory) SetNodeToken(_ context.Context, hostname string, gen int64, hash string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.nodes[hostname]
+	if !ok {
+		return ErrNotFound
+	}
+	n.TokenGen, n.TokenHash = gen, hash
+	m.nodes[hostname] = n
 	m.revision++
 	return nil
 }
@@ -177,6 +194,24 @@ func (m *Memory) Status(_ context.Context) ([]Event, error) {
 	return out, nil
 }
 
+func (m *Memory) PruneEvents(_ context.Context, before time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for node, ev := range m.events {
+		last := len(ev) - 1
+		kept := ev[:0:0]
+		for i, e := range ev {
+			if i == last || !e.Time.Before(before) {
+				kept = append(kept, e)
+			}
+		}
+		n += int64(len(ev) - len(kept))
+		m.events[node] = kept
+	}
+	return n, nil
+}
+
 func (m *Memory) Revision(_ context.Context) (int64, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -196,18 +231,75 @@ func (m *Memory) Secret(_ context.Context) ([]byte, error) {
 	return bytes.Clone(m.secret), nil
 }
 
+type memToken struct {
+	AdminToken
+	revoked bool
+}
+
 func (m *Memory) PutAdminToken(_ context.Context, hash string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.tokens[hash] = true
+	if t, ok := m.tokens[hash]; ok {
+		if t.revoked {
+			return ErrRevoked
+		}
+		return nil
+	}
+	m.addToken(hash, "")
 	return nil
+}
+
+// addToken needs m.mu held.
+func (m *Memory) addToken(hash, name string) AdminToken {
+	m.tokenID++
+	t := AdminToken{ID: m.tokenID, Hash: hash, Name: name, Created: m.now().UTC()}
+	m.tokens[hash] = &memToken{AdminToken: t}
+	return t
 }
 
 func (m *Memory) AdminToken(_ context.Context, hash string) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if !m.tokens[hash] {
+	t, ok := m.tokens[hash]
+	switch {
+	case !ok:
 		return ErrNotFound
+	case t.revoked:
+		return ErrRevoked
 	}
 	return nil
+}
+
+func (m *Memory) CreateAdminToken(_ context.Context, hash, name string) (AdminToken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.tokens[hash]; ok {
+		return AdminToken{}, ErrConflict // random tokens do not collide
+	}
+	return m.addToken(hash, name), nil
+}
+
+func (m *Memory) AdminTokens(_ context.Context) ([]AdminToken, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []AdminToken{}
+	for _, t := range m.tokens {
+		if !t.revoked {
+			out = append(out, t.AdminToken)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (m *Memory) RevokeAdminToken(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.tokens {
+		if t.ID == id && !t.revoked {
+			t.revoked = true
+			return nil
+		}
+	}
+	return ErrNotFound
 }

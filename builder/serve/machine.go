@@ -176,7 +176,7 @@ func (s *server) renderNode(ctx context.Context, site []byte, n inventory.Node, 
 	if err != nil {
 		return Files{}, err
 	}
-	urls := s.urls(base, n.Hostname, inventory.NodeToken(key, n.Hostname))
+	urls := s.urls(base, n.Hostname, inventory.NodeToken(key, n.Hostname, n.TokenGen))
 	f, err := s.cfg.Renderer.Render(site, n, urls)
 	if err != nil {
 		return Files{}, fmt.Errorf("%w: node %s: %w", errRender, n.Hostname, err)

@@ -28,7 +28,7 @@ const fleetDefaultServer = "http://127.0.0.1:8080"
 func init() {
 	register(fleetUsageErrors(&cli.Command{
 		Name:  "nodes",
-		Usage: "add, list, show and remove the nodes bainoded serves",
+		Usage: "add, list, show and remove the nodes bainoded serves; rotate their tokens",
 		Description: `Manages the inventory of a running bainoded through its admin API. Every
 subcommand takes --server and the admin token (see "bainode status --help").
 
@@ -41,6 +41,7 @@ Examples:
   bainode nodes add gpu01 --mac 52:54:00:aa:bb:01 --role agent --ip 10.20.30.21
   bainode nodes list
   bainode nodes show gpu01
+  bainode nodes token rotate gpu01   # new reporting token (see "nodes token --help")
   bainode nodes rm gpu01`,
 		Subcommands: []*cli.Command{
 			{
@@ -78,6 +79,7 @@ Examples:
 				Flags:     fleetFlags(),
 				Action:    nodesRemove,
 			},
+			nodesTokenCommand,
 		},
 	}))
 	register(fleetUsageErrors(&cli.Command{
@@ -109,7 +111,7 @@ stage, EVENT the full event name), how long ago it came and its result
 (start, success, warn, fail; done after phone_home; pending if the node
 never reported). --watch redraws the table every --interval until ^C.
 
-The fleet commands (nodes, site, status) find bainoded with --server or
+The fleet commands (nodes, site, status, tokens) find bainoded with --server or
 $BAINODE_SERVER (default ` + fleetDefaultServer + `) and authenticate with
 the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
 --token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
@@ -126,11 +128,12 @@ Examples:
 	})
 }
 
-// fleetUsageErrors makes bad flags of subcommands exit 2, as register does
-// for commands.
+// fleetUsageErrors makes bad flags of subcommands, at any depth, exit 2,
+// as register does for commands.
 func fleetUsageErrors(c *cli.Command) *cli.Command {
 	for _, sub := range c.Subcommands {
 		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		fleetUsageErrors(sub)
 	}
 	return c
 }
@@ -347,6 +350,9 @@ func nodesShow(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "hostname:  %s\nrole:      %s\nip:        %s\nmacs:      %s\n",
 		n.Hostname, fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ", ")))
+	if n.TokenRevoked {
+		fmt.Fprintf(w, "token:     revoked (bainode nodes token rotate %s)\n", n.Hostname)
+	}
 	if n.Overrides != "" {
 		fmt.Fprintf(w, "overrides: |\n")
 		for _, l := range strings.Split(strings.TrimRight(n.Overrides, "\n"), "\n") {

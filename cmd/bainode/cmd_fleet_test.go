@@ -176,7 +176,11 @@ func (f *fleetServer) report(host, path, ctype, body string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	resp, err := http.Post(f.url+"/"+path+"/"+host+"/"+inventory.NodeToken(key, host), ctype, strings.NewReader(body))
+	n, err := f.store.Node(context.Background(), host)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp, err := http.Post(f.url+"/"+path+"/"+host+"/"+inventory.NodeToken(key, host, n.TokenGen), ctype, strings.NewReader(body))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -51,7 +51,13 @@ func newApp() *cli.App {
 and report progress with their own token:
   POST /report/{host}/{token}       cloud-init reporting webhook
   POST /phone-home/{host}/{token}   cloud-init phone_home
-Operators use /api/v1 (nodes, site, status, cluster) with the admin token.
+Operators use /api/v1 (nodes, node tokens, admin tokens, site, status,
+cluster) with an admin token: the one in --admin-token-file, or one made
+with "bainode tokens add". A revoked token stays revoked: bainoded refuses
+to start while --admin-token-file holds one.
+
+Events older than --event-retention are deleted (each node keeps its
+latest, so status still lists every node).
 
 A lone server keeps its inventory in --data. For a replicated inventory,
 start the first member with --cluster-address and the others with
@@ -73,6 +79,8 @@ start the first member with --cluster-address and the others with
 				Usage: "expected one-way latency between members; raft's timeouts, and so failover, scale with it (about 3.5 s at 100ms, 6 s with 0: dqlite's own); raise it across sites"},
 			&cli.DurationFlag{Name: "revision-ttl", Value: time.Second,
 				Usage: "how long cached seeds are trusted before asking the inventory for changes made on other members"},
+			&cli.DurationFlag{Name: "event-retention", Value: 30 * 24 * time.Hour, Action: checkRetention,
+				Usage: "delete provisioning events older than `D`, keeping each node's latest; 0 keeps everything"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: daemon,
@@ -131,6 +139,7 @@ func daemon(c *cli.Context) error {
 	if err := adminToken(ctx, store, tokenFile, log); err != nil {
 		return err
 	}
+	defer startPruning(ctx, store, c.Duration("event-retention"), log)() // stops before the store closes
 
 	renderer, validator, err := newRenderer(version)
 	if err != nil {
@@ -224,7 +233,12 @@ func adminToken(ctx context.Context, store inventory.Store, path string, log *sl
 	if len(tok) < 16 {
 		return fmt.Errorf("%s: admin token must be at least 16 characters", path)
 	}
-	return store.PutAdminToken(ctx, inventory.HashToken(tok))
+	err = store.PutAdminToken(ctx, inventory.HashToken(tok))
+	if errors.Is(err, inventory.ErrRevoked) {
+		return fmt.Errorf("%s: this admin token was revoked and stays revoked; write a new token "+
+			"into the file (at least 16 characters), or delete the file and bainoded writes one", path)
+	}
+	return err
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

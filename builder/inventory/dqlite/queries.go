@@ -106,11 +106,12 @@ func (s *Store) PutNode(ctx context.Context, n inventory.Node) error {
 				return err
 			}
 		}
+		// The token columns are only set on insert: see Store.PutNode.
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO nodes (hostname, ip, role, overrides, token_hash) VALUES (?, ?, ?, ?, ?)
+			INSERT INTO nodes (hostname, ip, role, overrides, token_hash, token_gen) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (hostname) DO UPDATE SET ip = excluded.ip, role = excluded.role,
-				overrides = excluded.overrides, token_hash = excluded.token_hash`,
-			n.Hostname, n.IP, n.Role, n.Overrides, n.TokenHash); err != nil {
+				overrides = excluded.overrides`,
+			n.Hostname, n.IP, n.Role, n.Overrides, n.TokenHash, n.TokenGen); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM node_macs WHERE hostname = ?`, n.Hostname); err != nil {
@@ -121,6 +122,22 @@ func (s *Store) PutNode(ctx context.Context, n inventory.Node) error {
 				mac, n.Hostname, i); err != nil {
 				return err
 			}
+		}
+		return bump(ctx, tx)
+	})
+}
+
+func (s *Store) SetNodeToken(ctx context.Context, hostname string, gen int64, hash string) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET token_gen = ?, token_hash = ? WHERE hostname = ?`,
+			gen, hash, hostname)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return inventory.ErrNotFound
 		}
 		return bump(ctx, tx)
 	})
@@ -170,7 +187,7 @@ func (s *Store) Nodes(ctx context.Context) ([]inventory.Node, error) {
 // queryNodes reads nodes and their MACs in one statement, so a node and its
 // MACs always come from the same snapshot.
 func (s *Store) queryNodes(ctx context.Context, where string, args ...any) ([]inventory.Node, error) {
-	q := `SELECT n.hostname, n.ip, n.role, n.overrides, n.token_hash, m.mac
+	q := `SELECT n.hostname, n.ip, n.role, n.overrides, n.token_hash, n.token_gen, m.mac
 		FROM nodes n LEFT JOIN node_macs m ON m.hostname = n.hostname ` + where +
 		` ORDER BY n.hostname, m.pos`
 	var out []inventory.Node
@@ -184,7 +201,7 @@ func (s *Store) queryNodes(ctx context.Context, where string, args ...any) ([]in
 		for rows.Next() {
 			var n inventory.Node
 			var mac sql.NullString
-			if err := rows.Scan(&n.Hostname, &n.IP, &n.Role, &n.Overrides, &n.TokenHash, &mac); err != nil {
+			if err := rows.Scan(&n.Hostname, &n.IP, &n.Role, &n.Overrides, &n.TokenHash, &n.TokenGen, &mac); err != nil {
 				return err
 			}
 			if len(out) == 0 || out[len(out)-1].Hostname != n.Hostname {
@@ -213,6 +230,32 @@ func (s *Store) Status(ctx context.Context) ([]inventory.Event, error) {
 	return s.queryEvents(ctx, `SELECT e.id, e.node, e.stage, e.result, e.time, e.detail
 		FROM events e JOIN (SELECT MAX(id) AS id FROM events GROUP BY node) l ON e.id = l.id
 		ORDER BY e.node`)
+}
+
+// pruneBatch bounds the rows one prune transaction deletes, so a large
+// backlog becomes several modest raft entries instead of one huge one.
+const pruneBatch = 5000
+
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(ctx context.Context) error {
+			res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE id IN (
+				SELECT id FROM events WHERE time < ?
+					AND id NOT IN (SELECT MAX(id) FROM events GROUP BY node)
+				LIMIT ?)`, before.UnixNano(), pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
 }
 
 func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]inventory.Event, error) {
@@ -263,20 +306,93 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 }
 
 func (s *Store) PutAdminToken(ctx context.Context, hash string) error {
-	return s.write(ctx, func(ctx context.Context) error {
-		_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO admin_tokens (hash, created) VALUES (?, ?)`,
-			hash, time.Now().UnixNano())
-		return err
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO admin_tokens (hash, created) VALUES (?, ?)`,
+			hash, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		return adminToken(ctx, tx, hash)
 	})
 }
 
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func adminToken(ctx context.Context, q querier, hash string) error {
+	var revoked int64
+	err := q.QueryRowContext(ctx, `SELECT revoked FROM admin_tokens WHERE hash = ?`, hash).Scan(&revoked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return inventory.ErrNotFound
+	case err != nil:
+		return err
+	case revoked != 0:
+		return inventory.ErrRevoked
+	}
+	return nil
+}
+
 func (s *Store) AdminToken(ctx context.Context, hash string) error {
-	return s.retry(ctx, func(ctx context.Context) error {
-		var one int
-		err := s.db.QueryRowContext(ctx, `SELECT 1 FROM admin_tokens WHERE hash = ?`, hash).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
+	return s.retry(ctx, func(ctx context.Context) error { return adminToken(ctx, s.db, hash) })
+}
+
+func (s *Store) CreateAdminToken(ctx context.Context, hash, name string) (inventory.AdminToken, error) {
+	t := inventory.AdminToken{Hash: hash, Name: name, Created: time.Now().UTC()}
+	err := s.write(ctx, func(ctx context.Context) error {
+		// A retried insert that had committed finds its own row; random
+		// tokens collide with nothing else.
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM admin_tokens WHERE hash = ? AND name = ? AND revoked = 0`,
+			hash, name).Scan(&t.ID)
+		if err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		res, err := s.db.ExecContext(ctx, `INSERT INTO admin_tokens (hash, name, created) VALUES (?, ?, ?)`,
+			hash, name, t.Created.UnixNano())
+		if err != nil {
+			return err
+		}
+		t.ID, err = res.LastInsertId()
+		return err
+	})
+	return t, err
+}
+
+func (s *Store) AdminTokens(ctx context.Context) ([]inventory.AdminToken, error) {
+	var out []inventory.AdminToken
+	err := s.retry(ctx, func(ctx context.Context) error {
+		out = []inventory.AdminToken{}
+		rows, err := s.db.QueryContext(ctx, `SELECT id, hash, name, created FROM admin_tokens WHERE revoked = 0 ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t inventory.AdminToken
+			var created int64
+			if err := rows.Scan(&t.ID, &t.Hash, &t.Name, &created); err != nil {
+				return err
+			}
+			t.Created = time.Unix(0, created).UTC()
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func (s *Store) RevokeAdminToken(ctx context.Context, id int64) error {
+	return s.write(ctx, func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, `UPDATE admin_tokens SET revoked = ? WHERE id = ? AND revoked = 0`,
+			time.Now().UnixNano(), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return inventory.ErrNotFound
 		}
-		return err
+		return nil
 	})
 }

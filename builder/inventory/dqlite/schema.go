@@ -43,6 +43,22 @@ var migrations = [][]string{
 			value BLOB NOT NULL)`,
 		`INSERT INTO meta (key, value) VALUES ('revision', 0)`,
 	},
+	{ // 2: node token generations, named and revocable admin tokens, event pruning
+		// Existing nodes keep generation 0, the derivation their tokens had.
+		`ALTER TABLE nodes ADD COLUMN token_gen INTEGER NOT NULL DEFAULT 0`,
+		// revoked is when the token was revoked (0: active); revoked rows
+		// stay so a token file cannot bring their token back.
+		`CREATE TABLE admin_tokens_v2 (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			hash    TEXT    NOT NULL UNIQUE,
+			name    TEXT    NOT NULL DEFAULT '',
+			created INTEGER NOT NULL,
+			revoked INTEGER NOT NULL DEFAULT 0)`,
+		`INSERT INTO admin_tokens_v2 (hash, created) SELECT hash, created FROM admin_tokens ORDER BY created, hash`,
+		`DROP TABLE admin_tokens`,
+		`ALTER TABLE admin_tokens_v2 RENAME TO admin_tokens`,
+		`CREATE INDEX events_time ON events (time)`,
+	},
 }
 
 // migrate applies missing migrations and records the new version in one

@@ -32,6 +32,47 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestMigrateFromV1 upgrades a database holding version 1 data: nodes keep
+// token generation 0 (their tokens stay valid) and admin tokens stay active.
+func TestMigrateFromV1(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := Open(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	db, err := s.app.Open(ctx, "v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stmts := append([]string{
+		`CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)`,
+		`INSERT INTO schema_version (id, version) VALUES (1, 1)`,
+	}, migrations[0]...)
+	stmts = append(stmts,
+		`INSERT INTO nodes (hostname, token_hash) VALUES ('gpu1', 'h')`,
+		`INSERT INTO admin_tokens (hash, created) VALUES ('b', 2), ('a', 1)`)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var gen int64
+	var hash string
+	if err := db.QueryRowContext(ctx, `SELECT token_gen, token_hash FROM nodes`).Scan(&gen, &hash); err != nil || gen != 0 || hash != "h" {
+		t.Errorf("node after migration: gen %d hash %q, %v", gen, hash, err)
+	}
+	var ids string
+	if err := db.QueryRowContext(ctx, `SELECT group_concat(hash || id || revoked, ',') FROM (SELECT * FROM admin_tokens ORDER BY id)`).Scan(&ids); err != nil || ids != "a10,b20" {
+		t.Errorf("admin tokens after migration: %q, %v; want a10,b20", ids, err)
+	}
+}
+
 func TestClassify(t *testing.T) {
 	cases := map[error]failure{
 		nil:                             permanent,

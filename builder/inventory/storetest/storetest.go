@@ -25,6 +25,9 @@ func Run(t *testing.T, open func(t *testing.T) inventory.Store) {
 		{"nodes", testNodes},
 		{"events", testEvents},
 		{"tokens", testTokens},
+		{"node-token", testNodeToken},
+		{"admin-tokens", testAdminTokens},
+		{"prune", testPrune},
 		{"revision", testRevision},
 		{"concurrent", testConcurrent},
 	}
@@ -71,7 +74,7 @@ func testSite(t *testing.T, s inventory.Store) {
 func testNodes(t *testing.T, s inventory.Store) {
 	c := ctx(t)
 	a := inventory.Node{Hostname: "a1", MACs: []string{"52:54:00:00:00:01", "52:54:00:00:00:02"},
-		IP: "10.0.0.1", Role: "agent", Overrides: []byte("x: 1\n"), TokenHash: "h1"}
+		IP: "10.0.0.1", Role: "agent", Overrides: []byte("x: 1\n"), TokenHash: "h1", TokenGen: 7}
 	b := inventory.Node{Hostname: "b1", MACs: []string{"52:54:00:00:00:03"}, Role: "manager"}
 	for _, n := range []inventory.Node{a, b} {
 		if err := s.PutNode(c, n); err != nil {
@@ -122,7 +125,8 @@ func testNodes(t *testing.T, s inventory.Store) {
 
 func equalNode(a, b inventory.Node) bool {
 	return a.Hostname == b.Hostname && slices.Equal(sorted(a.MACs), sorted(b.MACs)) && a.IP == b.IP &&
-		a.Role == b.Role && bytes.Equal(a.Overrides, b.Overrides) && a.TokenHash == b.TokenHash
+		a.Role == b.Role && bytes.Equal(a.Overrides, b.Overrides) && a.TokenHash == b.TokenHash &&
+		a.TokenGen == b.TokenGen
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
@@ -245,5 +249,148 @@ func testConcurrent(t *testing.T, s inventory.Store) {
 			t.Fatalf("writer %d: event %d stored where %d was due", w, i, next[w])
 		}
 		next[w]++
+	}
+}
+
+func testNodeToken(t *testing.T, s inventory.Store) {
+	c := ctx(t)
+	n := inventory.Node{Hostname: "a1", MACs: []string{"52:54:00:00:00:01"}, TokenHash: "h1", TokenGen: 5}
+	if err := s.PutNode(c, n); err != nil {
+		t.Fatal(err)
+	}
+	r0, _ := s.Revision(c)
+	if err := s.SetNodeToken(c, "a1", 6, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Revision(c); r == r0 {
+		t.Errorf("SetNodeToken left the revision at %d: cached seeds would keep the old token", r)
+	}
+	want := n
+	want.TokenGen, want.TokenHash = 6, "h2"
+	if got, err := s.Node(c, "a1"); err != nil || !equalNode(got, want) {
+		t.Errorf("after SetNodeToken: got %+v, %v; want %+v", got, err, want)
+	}
+	// Replacing the node must not undo the rotation.
+	edit := n
+	edit.Role, edit.TokenGen, edit.TokenHash = "agent", 1, "stale"
+	if err := s.PutNode(c, edit); err != nil {
+		t.Fatal(err)
+	}
+	want.Role = "agent"
+	if got, _ := s.NodeByMAC(c, "52:54:00:00:00:01"); !equalNode(got, want) {
+		t.Errorf("PutNode over a rotated token: got %+v, want %+v", got, want)
+	}
+	// Revoked: an empty hash, which a replace does not fill in either.
+	if err := s.SetNodeToken(c, "a1", 6, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNode(c, edit); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Node(c, "a1"); got.TokenHash != "" || got.TokenGen != 6 {
+		t.Errorf("PutNode revived a revoked token: got %+v", got)
+	}
+	if err := s.SetNodeToken(c, "nope", 1, "h"); !errors.Is(err, inventory.ErrNotFound) {
+		t.Errorf("SetNodeToken(nope): got %v, want ErrNotFound", err)
+	}
+	// A node added again after a delete starts from what it is given.
+	if err := s.DeleteNode(c, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNode(c, n); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Node(c, "a1"); !equalNode(got, n) {
+		t.Errorf("re-added node: got %+v, want %+v", got, n)
+	}
+}
+
+func testAdminTokens(t *testing.T, s inventory.Store) {
+	c := ctx(t)
+	file := inventory.HashToken("from a file")
+	if err := s.PutAdminToken(c, file); err != nil {
+		t.Fatal(err)
+	}
+	ci, err := s.CreateAdminToken(c, inventory.HashToken("ci"), "ci")
+	if err != nil || ci.ID == 0 || ci.Name != "ci" || ci.Created.IsZero() {
+		t.Fatalf("CreateAdminToken: got %+v, %v", ci, err)
+	}
+	list, err := s.AdminTokens(c)
+	if err != nil || len(list) != 2 || list[0].Hash != file || list[0].Name != "" ||
+		list[1].ID != ci.ID || list[1].Hash != ci.Hash || list[1].Name != "ci" || list[0].ID >= list[1].ID {
+		t.Fatalf("AdminTokens: got %+v, %v", list, err)
+	}
+	if err := s.AdminToken(c, ci.Hash); err != nil {
+		t.Errorf("created token: got %v", err)
+	}
+	for _, id := range []int64{list[0].ID, ci.ID} {
+		if err := s.RevokeAdminToken(c, id); err != nil {
+			t.Fatalf("RevokeAdminToken(%d): %v", id, err)
+		}
+		if err := s.RevokeAdminToken(c, id); !errors.Is(err, inventory.ErrNotFound) {
+			t.Errorf("second RevokeAdminToken(%d): got %v, want ErrNotFound", id, err)
+		}
+	}
+	if err := s.RevokeAdminToken(c, 999999); !errors.Is(err, inventory.ErrNotFound) {
+		t.Errorf("RevokeAdminToken(unknown): got %v, want ErrNotFound", err)
+	}
+	if err := s.AdminToken(c, ci.Hash); !errors.Is(err, inventory.ErrRevoked) {
+		t.Errorf("revoked token: got %v, want ErrRevoked", err)
+	}
+	// A token file holding a revoked token cannot bring it back.
+	if err := s.PutAdminToken(c, file); !errors.Is(err, inventory.ErrRevoked) {
+		t.Errorf("PutAdminToken of a revoked hash: got %v, want ErrRevoked", err)
+	}
+	if err := s.AdminToken(c, file); !errors.Is(err, inventory.ErrRevoked) {
+		t.Errorf("revoked file token after PutAdminToken: got %v, want ErrRevoked", err)
+	}
+	if list, err := s.AdminTokens(c); err != nil || len(list) != 0 {
+		t.Errorf("AdminTokens after revoking all: got %+v, %v", list, err)
+	}
+}
+
+func testPrune(t *testing.T, s inventory.Store) {
+	c := ctx(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	add := func(node string, age time.Duration, stage string) {
+		t.Helper()
+		if err := s.AddEvent(c, inventory.Event{Node: node, Stage: stage, Result: "success", Time: t0.Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// old: everything is old, the latest must stay. mixed: old then new.
+	add("old", 3*time.Hour, "o1")
+	add("old", 2*time.Hour, "o2")
+	add("mixed", 2*time.Hour, "m1")
+	add("mixed", 0, "m2")
+	add("mixed", -time.Hour, "m3")
+	add("old", 90*time.Minute, "o3")
+	cut := t0.Add(-time.Hour)
+	n, err := s.PruneEvents(c, cut)
+	if err != nil || n != 3 {
+		t.Errorf("PruneEvents: got %d, %v; want 3", n, err)
+	}
+	stages := func(node string) []string {
+		ev, err := s.Events(c, node, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ev {
+			out = append(out, e.Stage)
+		}
+		return out
+	}
+	if got := stages("old"); !slices.Equal(got, []string{"o3"}) {
+		t.Errorf("old node after prune: got %v, want its latest event [o3]", got)
+	}
+	if got := stages("mixed"); !slices.Equal(got, []string{"m2", "m3"}) {
+		t.Errorf("mixed node after prune: got %v, want [m2 m3]", got)
+	}
+	if st, err := s.Status(c); err != nil || len(st) != 2 || st[0].Stage != "m3" || st[1].Stage != "o3" {
+		t.Errorf("Status after prune: got %+v, %v", st, err)
+	}
+	if n, err := s.PruneEvents(c, cut); err != nil || n != 0 {
+		t.Errorf("second PruneEvents: got %d, %v; want 0", n, err)
 	}
 }
