@@ -128,13 +128,12 @@ func TestReportTokenFollowsInventory(t *testing.T) {
 	if code, body := f.do("POST", "/report/gpu1/"+tok, "", startEvent); code != 204 {
 		t.Fatalf("report: %d %s", code, body)
 	}
-	// Another member clears the token: only the store's revision says so.
+	// Another member revokes the token: only the store's revision says so.
 	n, err := f.store.Node(t.Context(), "gpu1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.TokenHash = ""
-	if err := f.store.PutNode(t.Context(), n); err != nil {
+	if err := f.store.SetNodeToken(t.Context(), "gpu1", n.TokenGen, ""); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := f.do("POST", "/report/gpu1/"+tok, "", startEvent); code != 403 {
