@@ -32,6 +32,7 @@ func (s *server) adminMux() http.Handler {
 	m.HandleFunc("GET /api/v1/site/history", s.siteHistory)
 	m.HandleFunc("GET /api/v1/status", s.status)
 	m.HandleFunc("GET /api/v1/cluster", s.cluster)
+	m.HandleFunc("DELETE /api/v1/cluster/members/{member}", s.removeMember) // cluster.go
 	return m
 }
 

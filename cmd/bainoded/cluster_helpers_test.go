@@ -53,12 +53,14 @@ type member struct {
 }
 
 type cluster struct {
-	tb      testing.TB
-	args    []string // extra flags for every member
-	dir     string
-	token   string
-	members []*member
-	client  *http.Client
+	tb   testing.TB
+	args []string // extra flags for every member
+	// perMember, if set, gives flags of one member (its certificate).
+	perMember func(*member) []string
+	dir       string
+	token     string
+	members   []*member
+	client    *http.Client
 }
 
 // freeAddr reserves a loopback port by binding and releasing it.
@@ -74,7 +76,12 @@ func freeAddr(tb testing.TB) string {
 // newCluster starts n members on 127.0.0.1 with the extra flags args; all
 // are stopped on cleanup, whatever happens in the test.
 func newCluster(tb testing.TB, n int, args ...string) *cluster {
-	c := &cluster{tb: tb, args: args, dir: tb.TempDir(), token: "test-admin-token-0123456789abcdef",
+	return newClusterEach(tb, n, nil, args...)
+}
+
+// newClusterEach is newCluster with flags that differ between members.
+func newClusterEach(tb testing.TB, n int, perMember func(*member) []string, args ...string) *cluster {
+	c := &cluster{tb: tb, args: args, perMember: perMember, dir: tb.TempDir(), token: "test-admin-token-0123456789abcdef",
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}}}
 	if err := os.WriteFile(filepath.Join(c.dir, "admin.token"), []byte(c.token+"\n"), 0o600); err != nil {
@@ -99,6 +106,9 @@ func (c *cluster) start(m *member) {
 		args = append(args, "--join", c.members[0].raft)
 	}
 	args = append(args, c.args...)
+	if c.perMember != nil {
+		args = append(args, c.perMember(m)...)
+	}
 	logf, err := os.OpenFile(filepath.Join(c.dir, m.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		c.tb.Fatal(err)

@@ -61,12 +61,20 @@ latest, so status still lists every node).
 
 A lone server keeps its inventory in --data. For a replicated inventory,
 start the first member with --cluster-address and the others with
---cluster-address and --join FIRST; three members survive one failure.`,
+--cluster-address and --join FIRST; three members survive one failure.
+Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
+(make them with "bainoded cluster-cert"). Remove members with
+"bainode cluster remove"; after losing a majority, see "bainoded recover".`,
+		Commands: []*cli.Command{clusterCertCommand(), recoverCommand()},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: "/var/lib/bainoded", Usage: "inventory `DIR` (raft log and snapshots)"},
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "HTTP(S) listen `ADDR`"},
 			&cli.StringFlag{Name: "cluster-address", Usage: "this member's `HOST:PORT` for dqlite; empty: lone node"},
 			&cli.StringSliceFlag{Name: "join", Usage: "`PEER` members to join on first start (HOST:PORT, repeat or comma-separate)"},
+			&cli.DurationFlag{Name: "join-timeout", Value: time.Minute, Usage: "give up starting if not joined, with a leader, within `D`"},
+			&cli.StringFlag{Name: "cluster-cert", Usage: "this member's cluster TLS certificate `FILE` (PEM)"},
+			&cli.StringFlag{Name: "cluster-key", Usage: "this member's cluster TLS key `FILE` (PEM)"},
+			&cli.StringFlag{Name: "cluster-ca", Usage: "cluster CA `FILE` (PEM); peers must present a certificate it signed"},
 			&cli.StringFlag{Name: "admin-token-file", Usage: "admin token `FILE`, created 0600 if missing (default DIR/admin.token)"},
 			&cli.BoolFlag{Name: "bind-ip", Usage: "serve a node's seed only to its registered IP"},
 			&cli.StringFlag{Name: "base-url", Usage: "`URL` machines use to reach this server (default: from each request)"},
@@ -107,6 +115,14 @@ func daemon(c *cli.Context) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	}
+	clusterTLS, err := dqlite.TLSFiles(c.String("cluster-cert"), c.String("cluster-key"), c.String("cluster-ca"),
+		c.String("cluster-address"))
+	if err != nil {
+		return err
+	}
+	if clusterTLS != nil && c.String("cluster-address") == "" {
+		return errors.New("--cluster-cert, --cluster-key and --cluster-ca need --cluster-address")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -119,7 +135,8 @@ func daemon(c *cli.Context) error {
 		}
 	}
 	store, err := dqlite.Open(ctx, dqlite.Config{Dir: c.String("data"), Address: c.String("cluster-address"),
-		Join: join, Logger: log, NetworkLatency: c.Duration("network-latency")})
+		Join: join, Logger: log, NetworkLatency: c.Duration("network-latency"),
+		ReadyTimeout: c.Duration("join-timeout"), TLS: clusterTLS})
 	if err != nil {
 		return err
 	}
@@ -171,7 +188,8 @@ func daemon(c *cli.Context) error {
 	if tlsConfig != nil {
 		scheme = "https"
 	}
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "member", store.Address(), "data", c.String("data"))
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "member", store.Address(),
+		"cluster_tls", clusterTLS != nil, "data", c.String("data"))
 
 	errc := make(chan error, 1)
 	go func() {

@@ -86,7 +86,7 @@ func classify(err error) failure {
 		}
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, dqdriver.ErrNoAvailableLeader) {
+		errors.Is(err, dqdriver.ErrNoAvailableLeader) || errors.Is(err, errTransferred) {
 		return leader
 	}
 	// Some reach us as text only, wrapped by go-dqlite with pkg/errors.

@@ -50,12 +50,16 @@ type Config struct {
 	// derives its heartbeat and election timeouts, and so the failover
 	// time, from it. Zero keeps dqlite's default. All members should agree.
 	NetworkLatency time.Duration
+	// TLS, when set, encrypts and authenticates cluster traffic (see
+	// LoadTLS). All members must agree; it needs an Address.
+	TLS *TLS
 }
 
 // Store implements inventory.Store and inventory.Clusterer.
 type Store struct {
-	app *app.App
-	db  *sql.DB
+	app  *app.App
+	db   *sql.DB
+	lock *os.File // see lockDir
 	// wlock lets one write at a time leave this process. The leader runs
 	// one write transaction at a time and answers SQLITE_BUSY to the rest,
 	// so queueing here is cheaper than colliding there.
@@ -77,6 +81,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dqlite: %w", err)
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	fresh := false
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "info.yaml")); errors.Is(err, os.ErrNotExist) {
 		fresh = true
@@ -109,11 +123,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.NetworkLatency > 0 {
 		opts = append(opts, app.WithNetworkLatency(cfg.NetworkLatency))
 	}
+	if cfg.TLS != nil {
+		if addr == "" || addr[0] == '@' {
+			return nil, errors.New("dqlite: cluster TLS needs this member's own address")
+		}
+		opts = append(opts, app.WithTLS(cfg.TLS.Listen, cfg.TLS.Dial))
+	}
 	a, err := app.New(cfg.Dir, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dqlite: start node: %w", err)
 	}
-	s := &Store{app: a, wlock: make(chan struct{}, 1)}
+	s := &Store{app: a, lock: lock, wlock: make(chan struct{}, 1)}
 
 	timeout := cfg.ReadyTimeout
 	if timeout <= 0 {
@@ -135,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("dqlite: migrate schema: %w", err)
 	}
+	ok = true
 	return s, nil
 }
 
@@ -152,6 +173,7 @@ func (s *Store) Close(ctx context.Context) error {
 		errs = append(errs, s.db.Close())
 	}
 	errs = append(errs, s.app.Close())
+	s.lock.Close()
 	return errors.Join(errs...)
 }
 
