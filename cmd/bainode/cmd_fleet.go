@@ -111,8 +111,8 @@ stage, EVENT the full event name), how long ago it came and its result
 (start, success, warn, fail; done after phone_home; pending if the node
 never reported). --watch redraws the table every --interval until ^C.
 
-The fleet commands (nodes, site, status, tokens, cluster) find bainoded with --server or
-$BAINODE_SERVER (default ` + fleetDefaultServer + `) and authenticate with
+The fleet commands (nodes, site, status, tokens, cluster) find bainoded
+with --server or $BAINODE_SERVER (default ` + fleetDefaultServer + `) and authenticate with
 the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
 --token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
 variable: a --token on the command line is visible to other users in ps.
