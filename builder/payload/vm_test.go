@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lablup/bainode/builder/fetch"
+	"github.com/lablup/bainode/builder/internal/testsrv"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
 	"github.com/lablup/bainode/builder/smoke"
@@ -460,7 +461,7 @@ func TestAirGappedVMCorruptPayload(t *testing.T) {
 	node := &site.Nodes[0]
 	asset := PythonAsset(node.Python)
 	py := filepath.Join(work, asset)
-	if err := os.WriteFile(py, randomBytes(3<<20, 7), 0o644); err != nil {
+	if err := os.WriteFile(py, testsrv.RandomBytes(7, 3<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	payloadImg := filepath.Join(work, "payload.img")
