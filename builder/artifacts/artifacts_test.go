@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/lablup/bainode/builder/fetch"
+	"github.com/lablup/bainode/builder/internal/testsrv"
 	"github.com/lablup/bainode/builder/payload"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/templates"
@@ -61,8 +62,8 @@ const cloudImage = "focal-server-cloudimg-amd64.img"
 // Docker and NVIDIA apt repositories, Ubuntu's cloud images and a registry
 // holding the guide's images, reached through fetch's mirrors.
 type world struct {
-	f       *files
-	reg     *testRegistry
+	f       *testsrv.Files
+	reg     *testsrv.Registry
 	signer  *openpgp.Entity
 	pyAsset string
 	pyPath  string
@@ -73,21 +74,21 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials of the user's
-	w := &world{f: newFiles(t), reg: newTestRegistry(t, "", ""), signer: testKey(t, "upstream"), images: map[string]v1.Image{}}
+	w := &world{f: testsrv.NewFiles(t, nil), reg: testsrv.NewRegistry(t, "", ""), signer: testsrv.Key(t, "upstream"), images: map[string]v1.Image{}}
 
 	py := spec.Defaults("all-in-one").Python
 	w.pyAsset = payload.PythonAsset(py)
 	w.pyPath = "/python/" + py.Release + "/" + w.pyAsset
-	tgz := randomBytes(1, 5000)
-	w.f.put(w.pyPath, tgz)
-	w.f.put("/python/"+py.Release+"/SHA256SUMS", fmt.Appendf(nil, "%s  %s\n%s  cpython-3.0.0+%s-other.tar.gz\n",
-		sumHex(tgz), w.pyAsset, sumHex(nil), py.Release))
+	tgz := testsrv.RandomBytes(1, 5000)
+	w.f.Put(w.pyPath, tgz)
+	w.f.Put("/python/"+py.Release+"/SHA256SUMS", fmt.Appendf(nil, "%s  %s\n%s  cpython-3.0.0+%s-other.tar.gz\n",
+		testsrv.SumHex(tgz), w.pyAsset, testsrv.SumHex(nil), py.Release))
 
-	img := randomBytes(2, 7000)
-	sums := fmt.Appendf(nil, "%s *%s\n%s *focal-server-cloudimg-arm64.img\n", sumHex(img), cloudImage, sumHex(nil))
-	w.f.put("/cloud/focal/current/"+cloudImage, img)
-	w.f.put("/cloud/focal/current/SHA256SUMS", sums)
-	w.f.put("/cloud/focal/current/SHA256SUMS.gpg", detachSign(t, w.signer, sums))
+	img := testsrv.RandomBytes(2, 7000)
+	sums := fmt.Appendf(nil, "%s *%s\n%s *focal-server-cloudimg-arm64.img\n", testsrv.SumHex(img), cloudImage, testsrv.SumHex(nil))
+	w.f.Put("/cloud/focal/current/"+cloudImage, img)
+	w.f.Put("/cloud/focal/current/SHA256SUMS", sums)
+	w.f.Put("/cloud/focal/current/SHA256SUMS.gpg", testsrv.DetachSign(t, w.signer, sums))
 
 	serveAptRepo(t, w.f, "/docker/linux/ubuntu", "focal", w.signer, dockerDebs)
 	serveAptRepo(t, w.f, "/nvidia/libnvidia-container/stable/deb/amd64", "/", w.signer, nvidiaDebs)
@@ -97,7 +98,7 @@ func newWorld(t *testing.T) *world {
 		if !ok {
 			t.Fatalf("guide image %s is not on cr.backend.ai", ref)
 		}
-		w.images[ref] = w.reg.push(t, repoTag)
+		w.images[ref] = w.reg.Push(t, repoTag, 2)
 	}
 
 	kr := openpgp.EntityList{w.signer}
@@ -272,14 +273,15 @@ func TestForSiteExamplesFillWhatPayloadLooksFor(t *testing.T) {
 
 			// Warm: no artifact is downloaded again, and the lock is the same.
 			gets := func() int {
-				n := w.f.getCount(w.pyPath) + w.f.getCount("/cloud/focal/current/"+cloudImage)
+				n := w.f.Gets(w.pyPath) + w.f.Gets("/cloud/focal/current/"+cloudImage)
 				for _, d := range slices.Concat(dockerDebs, nvidiaDebs) {
-					n += w.f.getCount("/docker/linux/ubuntu/pool/stable/"+d.file()) +
-						w.f.getCount("/nvidia/libnvidia-container/stable/deb/amd64/"+d.file())
+					n += w.f.Gets("/docker/linux/ubuntu/pool/stable/"+d.file()) +
+						w.f.Gets("/nvidia/libnvidia-container/stable/deb/amd64/"+d.file())
 				}
 				return n
 			}
-			before, blobs := gets(), w.reg.blobs()
+			before := gets()
+			blobs, _ := w.reg.Counts()
 			reqs2, err := ForSite(site, nil, o)
 			if err != nil {
 				t.Fatal(err)
@@ -291,8 +293,8 @@ func TestForSiteExamplesFillWhatPayloadLooksFor(t *testing.T) {
 			if !slices.Equal(arts2, arts) {
 				t.Errorf("warm fetch changed the lock:\n%v\n%v", arts2, arts)
 			}
-			if gets() != before || w.reg.blobs() != blobs {
-				t.Errorf("warm fetch downloaded again: %d artifact GETs, %d blob GETs", gets()-before, w.reg.blobs()-blobs)
+			if blobs2, _ := w.reg.Counts(); gets() != before || blobs2 != blobs {
+				t.Errorf("warm fetch downloaded again: %d artifact GETs, %d blob GETs", gets()-before, blobs2-blobs)
 			}
 
 			// And from the lock alone, into a fresh cache: the same bytes.
@@ -414,10 +416,10 @@ func TestForSiteErrorsNameNodeAndField(t *testing.T) {
 		{"python asset not in SHA256SUMS", "python: {version: 3.12.99}\n", nil,
 			[]string{"bai-x: python: ", "SHA256SUMS does not list cpython-3.12.99+"}},
 		{"apt repository signed by another key", "", func(o *Options) {
-			o.Keys = map[string]openpgp.EntityList{KeyDocker: {testKey(t, "stranger")}, KeyCloudImage: o.Keys[KeyCloudImage]}
+			o.Keys = map[string]openpgp.EntityList{KeyDocker: {testsrv.Key(t, "stranger")}, KeyCloudImage: o.Keys[KeyCloudImage]}
 		}, []string{"bai-x: docker: ", "InRelease: bad signature"}},
 		{"cloud image sums signed by another key", "", func(o *Options) {
-			o.Keys = map[string]openpgp.EntityList{KeyDocker: o.Keys[KeyDocker], KeyCloudImage: {testKey(t, "stranger")}}
+			o.Keys = map[string]openpgp.EntityList{KeyDocker: o.Keys[KeyDocker], KeyCloudImage: {testsrv.Key(t, "stranger")}}
 		}, []string{"bai-x: target (--cloud-image): ", "SHA256SUMS: bad signature"}},
 		{"unreachable mirror", "", func(o *Options) {
 			m := map[string]string{}
@@ -452,9 +454,9 @@ func TestForSiteErrorsNameNodeAndField(t *testing.T) {
 
 func TestFetchImagesWithSiteCredentials(t *testing.T) {
 	w := newWorld(t)
-	reg := newTestRegistry(t, "bai", "t0p-secret")
-	want := reg.push(t, "private/app:1")
-	ref := reg.host() + "/private/app:1"
+	reg := testsrv.NewRegistry(t, "bai", "t0p-secret")
+	want := reg.Push(t, "private/app:1", 2)
+	ref := reg.Host() + "/private/app:1"
 	mk := func(token string) *spec.Site {
 		return parseSite(t, fmt.Sprintf(`version: 1
 name: creds
@@ -467,7 +469,7 @@ images:
     - {registry: %q, username: bai, token: %q}
 nodes:
   - {hostname: bai-x, role: manager}
-`, ref, reg.host(), token))
+`, ref, reg.Host(), token))
 	}
 	o := w.o
 	o.CloudImage = false

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ulikunitz/xz"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 type testDeb struct {
@@ -45,7 +47,7 @@ func buildRepo(t *testing.T, r repoSpec) map[string][]byte {
 	files := map[string][]byte{}
 	var pk strings.Builder
 	for i, d := range r.debs {
-		body := randomBytes(uint64(100+i), 2000+i*37)
+		body := testsrv.RandomBytes(uint64(100+i), 2000+i*37)
 		filename := "pool/stable/" + d.fileName()
 		if r.prefix != "" {
 			filename = "./" + d.fileName()
@@ -58,7 +60,7 @@ func buildRepo(t *testing.T, r repoSpec) map[string][]byte {
 			}
 		}
 		fmt.Fprintf(&pk, "Filename: %s\nSize: %d\nSHA256: %s\nDescription: test package\n second line\n .\n after a blank\n\n",
-			filename, len(body), sumHex(body))
+			filename, len(body), testsrv.SumHex(body))
 	}
 	plain := []byte(pk.String())
 	dir, dist := "stable/binary-amd64/", r.prefix+"/dists/"+r.suite+"/"
@@ -90,13 +92,13 @@ func buildRepo(t *testing.T, r repoSpec) map[string][]byte {
 			w.Close()
 			b = buf.Bytes()
 		}
-		fmt.Fprintf(&rel, " %s %d %s\n", sumHex(b), len(b), dir+"Packages"+ext)
+		fmt.Fprintf(&rel, " %s %d %s\n", testsrv.SumHex(b), len(b), dir+"Packages"+ext)
 		if r.badIndex {
 			b = append(append([]byte{}, b...), 0)
 		}
 		files[dist+dir+"Packages"+ext] = b
 	}
-	in := clearSign(t, r.signer, rel.String())
+	in := testsrv.ClearSign(t, r.signer, rel.String())
 	if r.tamper != nil {
 		in = r.tamper(in)
 	}
@@ -128,15 +130,15 @@ const focalManifest = "adduser\t3.118ubuntu2\nbase-files\t11ubuntu5.6\nlibc6:amd
 	"init-system-helpers\t1.57\nsnap:lxd\t24322\n"
 
 func TestAptResolveAndDownload(t *testing.T) {
-	signer := testKey(t, "repo signer")
-	srv := newFileServer(t, buildRepo(t, repoSpec{suite: "focal", debs: dockerLikeDebs, signer: signer,
+	signer := testsrv.Key(t, "repo signer")
+	srv := testsrv.NewFiles(t, buildRepo(t, repoSpec{suite: "focal", debs: dockerLikeDebs, signer: signer,
 		exts: []string{".gz", ""}, validUntil: time.Now().Add(24 * time.Hour)}))
 	src := AptSource{URI: srv.URL + "/", Suite: "focal", Components: []string{"stable"}, Keyring: openpgp.EntityList{signer}}
 	pkgs, err := src.Packages(context.Background(), testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gets, _ := srv.count("/dists/focal/stable/binary-amd64/Packages.gz"); gets != 1 {
+	if gets := srv.Gets("/dists/focal/stable/binary-amd64/Packages.gz"); gets != 1 {
 		t.Errorf("Packages.gz fetched %d times", gets)
 	}
 	inst, err := ParseManifest([]byte(focalManifest))
@@ -181,7 +183,7 @@ func TestAptResolveAndDownload(t *testing.T) {
 }
 
 func TestAptFlatRepositoryWithXZ(t *testing.T) {
-	signer := testKey(t, "nvidia-like")
+	signer := testsrv.Key(t, "nvidia-like")
 	debs := []testDeb{
 		{name: "nvidia-container-toolkit", version: "1.17.8-1", arch: "amd64",
 			depends: "nvidia-container-toolkit-base (= 1.17.8-1), libnvidia-container-tools (>= 1.17.8-1), libnvidia-container-tools (<< 2.0.0)"},
@@ -190,7 +192,7 @@ func TestAptFlatRepositoryWithXZ(t *testing.T) {
 		{name: "libnvidia-container-tools", version: "1.17.8-1", arch: "amd64", depends: "libnvidia-container1 (>= 1.17.8-1), libc6 (>= 2.7)"},
 		{name: "libnvidia-container1", version: "1.17.8-1", arch: "amd64"},
 	}
-	srv := newFileServer(t, buildRepo(t, repoSpec{prefix: "/stable/deb/amd64", suite: "", debs: debs, signer: signer, exts: []string{".xz"}}))
+	srv := testsrv.NewFiles(t, buildRepo(t, repoSpec{prefix: "/stable/deb/amd64", suite: "", debs: debs, signer: signer, exts: []string{".xz"}}))
 	src := AptSource{URI: srv.URL + "/stable/deb/amd64", Suite: "/", Keyring: openpgp.EntityList{signer}}
 	pkgs, err := src.Packages(context.Background(), testOptions())
 	if err != nil {
@@ -209,7 +211,7 @@ func TestAptFlatRepositoryWithXZ(t *testing.T) {
 }
 
 func TestAptRejectsBadRepositories(t *testing.T) {
-	signer, stranger := testKey(t, "signer"), testKey(t, "stranger")
+	signer, stranger := testsrv.Key(t, "signer"), testsrv.Key(t, "stranger")
 	cases := map[string]struct {
 		spec repoSpec
 		want string
@@ -234,7 +236,7 @@ func TestAptRejectsBadRepositories(t *testing.T) {
 			if spec.exts == nil {
 				spec.exts = []string{".gz"}
 			}
-			srv := newFileServer(t, buildRepo(t, spec))
+			srv := testsrv.NewFiles(t, buildRepo(t, spec))
 			src := AptSource{URI: srv.URL, Suite: "focal", Components: []string{"stable"}, Arch: c.arch, Keyring: openpgp.EntityList{signer}}
 			_, err := src.Packages(context.Background(), testOptions())
 			if err == nil {
@@ -242,7 +244,7 @@ func TestAptRejectsBadRepositories(t *testing.T) {
 			}
 			mustContain(t, err.Error(), c.want, srv.URL+"/dists/focal/")
 			if strings.Contains(c.want, "signature") {
-				if gets, _ := srv.count("/dists/focal/stable/binary-amd64/Packages.gz"); gets != 0 {
+				if gets := srv.Gets("/dists/focal/stable/binary-amd64/Packages.gz"); gets != 0 {
 					t.Error("Packages.gz was fetched before InRelease verified")
 				}
 			}

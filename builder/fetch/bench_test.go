@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 // benchSize is the size of each of the 8 benchmark artifacts: 8 MiB, or
@@ -39,7 +41,7 @@ func benchSize(b *testing.B) int64 {
 func benchArtifacts(b *testing.B) ([]Artifact, int64) {
 	size := benchSize(b)
 	dir := b.TempDir()
-	chunk := randomBytes(42, 1<<20)
+	chunk := testsrv.RandomBytes(42, 1<<20)
 	var arts []Artifact
 	for i := 0; i < 8; i++ {
 		name := fmt.Sprintf("bench-%d.bin", i)

@@ -11,20 +11,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 // serveArtifacts puts n random files on a server and returns pinned artifacts for them.
-func serveArtifacts(t *testing.T, n, size int) (*fileServer, []Artifact) {
+func serveArtifacts(t *testing.T, n, size int) (*testsrv.Files, []Artifact) {
 	t.Helper()
 	files := map[string][]byte{}
 	var arts []Artifact
 	for i := 0; i < n; i++ {
-		body := randomBytes(uint64(i+1), size+i*1000)
+		body := testsrv.RandomBytes(uint64(i+1), size+i*1000)
 		p := fmt.Sprintf("/files/art-%d.bin", i)
 		files[p] = body
-		arts = append(arts, Artifact{Name: fmt.Sprintf("art-%d.bin", i), SHA256: sumHex(body), Size: int64(len(body)), Kind: "file"})
+		arts = append(arts, Artifact{Name: fmt.Sprintf("art-%d.bin", i), SHA256: testsrv.SumHex(body), Size: int64(len(body)), Kind: "file"})
 	}
-	srv := newFileServer(t, files)
+	srv := testsrv.NewFiles(t, files)
 	for i := range arts {
 		arts[i].URL = srv.URL + "/files/" + arts[i].Name
 	}
@@ -33,7 +35,7 @@ func serveArtifacts(t *testing.T, n, size int) (*fileServer, []Artifact) {
 
 func TestDownloadParallelWithProgressLog(t *testing.T) {
 	srv, arts := serveArtifacts(t, 6, 256<<10)
-	srv.throttle = 3 * time.Millisecond
+	srv.Throttle = 3 * time.Millisecond
 	c := openTestCache(t)
 	var log syncBuffer
 	o := testOptions()
@@ -59,7 +61,7 @@ func TestDownloadParallelWithProgressLog(t *testing.T) {
 	if res.Fetched != 6 || res.Cached != 0 || res.Downloaded != total {
 		t.Errorf("result %+v, want 6 fetched, %d bytes", res, total)
 	}
-	if p := srv.peak.Load(); p < 2 || p > 4 {
+	if p := srv.Peak(); p < 2 || p > 4 {
 		t.Errorf("peak concurrent transfers %d, want 2..4 with Jobs=4", p)
 	}
 	out := log.String()
@@ -77,8 +79,8 @@ func TestDownloadParallelWithProgressLog(t *testing.T) {
 // retried transfer and a failure; it must neither hang nor race.
 func TestDownloadWithBars(t *testing.T) {
 	srv, arts := serveArtifacts(t, 3, 200<<10)
-	srv.cutOnce["/files/"+arts[1].Name] = true
-	arts[2].SHA256 = sumHex(nil)
+	srv.CutOnce("/files/" + arts[1].Name)
+	arts[2].SHA256 = testsrv.SumHex(nil)
 	var out syncBuffer
 	o := testOptions()
 	o.Progress, o.bars = &out, true
@@ -93,7 +95,7 @@ func TestDownloadResumesWithRange(t *testing.T) {
 	srv, arts := serveArtifacts(t, 1, 1<<20)
 	a := arts[0]
 	path := "/files/" + a.Name
-	srv.cutOnce[path] = true
+	srv.CutOnce(path)
 	c := openTestCache(t)
 
 	// First run: no retries, so the cut transfer fails and its partial stays.
@@ -116,8 +118,8 @@ func TestDownloadResumesWithRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("%s bytes=%d-", path, a.Size/2)
-	if !reflect.DeepEqual(srv.ranges, []string{want}) {
-		t.Errorf("ranges seen %q, want [%q]", srv.ranges, want)
+	if !reflect.DeepEqual(srv.Ranges(), []string{want}) {
+		t.Errorf("ranges seen %q, want [%q]", srv.Ranges(), want)
 	}
 	if res.Downloaded != a.Size-a.Size/2 {
 		t.Errorf("downloaded %d bytes on resume, want %d", res.Downloaded, a.Size-a.Size/2)
@@ -132,7 +134,7 @@ func TestDownloadResumesWithRange(t *testing.T) {
 
 func TestDownloadRetriesCutTransferInOneRun(t *testing.T) {
 	srv, arts := serveArtifacts(t, 1, 512<<10)
-	srv.cutOnce["/files/"+arts[0].Name] = true
+	srv.CutOnce("/files/" + arts[0].Name)
 	var log syncBuffer
 	o := testOptions()
 	o.Progress = &log
@@ -140,8 +142,8 @@ func TestDownloadRetriesCutTransferInOneRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srv.ranges) != 1 || res.Downloaded != arts[0].Size {
-		t.Errorf("ranges %q, downloaded %d; want one Range and %d bytes", srv.ranges, res.Downloaded, arts[0].Size)
+	if len(srv.Ranges()) != 1 || res.Downloaded != arts[0].Size {
+		t.Errorf("ranges %q, downloaded %d; want one Range and %d bytes", srv.Ranges(), res.Downloaded, arts[0].Size)
 	}
 	mustContain(t, log.String(), "attempt 1 failed", "retrying in")
 }
@@ -149,7 +151,7 @@ func TestDownloadRetriesCutTransferInOneRun(t *testing.T) {
 func TestChecksumMismatchLeavesNothing(t *testing.T) {
 	srv, arts := serveArtifacts(t, 1, 64<<10)
 	a := arts[0]
-	a.SHA256 = sumHex([]byte("the bytes we were promised")) // the server has others
+	a.SHA256 = testsrv.SumHex([]byte("the bytes we were promised")) // the server has others
 	c := openTestCache(t)
 	_, err := Download(context.Background(), c, []Artifact{a}, testOptions())
 	var ce *ChecksumError
@@ -160,7 +162,7 @@ func TestChecksumMismatchLeavesNothing(t *testing.T) {
 	if left := dirEntries(t, c.Root()); len(left) != 1 || left[0] != ".lock" {
 		t.Errorf("cache holds %v after a checksum failure", left)
 	}
-	if gets, _ := srv.count("/files/" + a.Name); gets != 1 {
+	if gets := srv.Gets("/files/" + a.Name); gets != 1 {
 		t.Errorf("%d GETs; a fresh download that fails its checksum is not retried", gets)
 	}
 }
@@ -173,7 +175,7 @@ func TestDuplicateArtifactsFetchedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gets, _ := srv.count("/files/" + arts[0].Name); gets != 1 || res.Fetched != 1 || res.Cached != 2 {
+	if gets := srv.Gets("/files/" + arts[0].Name); gets != 1 || res.Fetched != 1 || res.Cached != 2 {
 		t.Errorf("%d GETs, %+v; want one download and two cache hits", gets, res)
 	}
 }
@@ -186,26 +188,26 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatal("404 did not fail")
 	}
 	mustContain(t, err.Error(), "gone.deb", srv.URL+"/files/gone.deb", "404")
-	if gets, _ := srv.count("/files/gone.deb"); gets != 1 {
+	if gets := srv.Gets("/files/gone.deb"); gets != 1 {
 		t.Errorf("404 fetched %d times; it is final", gets)
 	}
 }
 
 func TestMirrorRewriting(t *testing.T) {
-	origin := newFileServer(t, map[string][]byte{})
-	body := randomBytes(7, 100<<10)
-	mirror := newFileServer(t, map[string][]byte{"/mirror/pool/a.deb": body})
-	a := Artifact{Name: "a.deb", URL: origin.URL + "/pool/a.deb", SHA256: sumHex(body)}
+	origin := testsrv.NewFiles(t, map[string][]byte{})
+	body := testsrv.RandomBytes(7, 100<<10)
+	mirror := testsrv.NewFiles(t, map[string][]byte{"/mirror/pool/a.deb": body})
+	a := Artifact{Name: "a.deb", URL: origin.URL + "/pool/a.deb", SHA256: testsrv.SumHex(body)}
 	o := testOptions()
 	o.Mirrors = map[string]string{origin.URL: mirror.URL + "/mirror/", "http://unrelated.invalid": "http://x.invalid"}
 	res, err := Download(context.Background(), openTestCache(t), []Artifact{a}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gets, _ := mirror.count("/mirror/pool/a.deb"); gets != 1 {
+	if gets := mirror.Gets("/mirror/pool/a.deb"); gets != 1 {
 		t.Errorf("mirror saw %d GETs of the artifact, want 1", gets)
 	}
-	if n := origin.totalGets(); n != 0 {
+	if n := origin.TotalGets(); n != 0 {
 		t.Errorf("origin saw %d requests", n)
 	}
 	if res.Artifacts[0].URL != a.URL {
@@ -255,7 +257,7 @@ func TestWarmCacheDownloadsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests, hashes := srv.totalGets(), blobHashes.Load()
+	requests, hashes := srv.TotalGets(), blobHashes.Load()
 
 	res2, err := Download(context.Background(), c, lock.Pin(arts), testOptions())
 	if err != nil {
@@ -264,7 +266,7 @@ func TestWarmCacheDownloadsNothing(t *testing.T) {
 	if res2.Downloaded != 0 || res2.Cached != 4 || res2.Fetched != 0 {
 		t.Errorf("warm run: %+v, want 0 bytes, 4 cached", res2)
 	}
-	if n := srv.totalGets(); n != requests {
+	if n := srv.TotalGets(); n != requests {
 		t.Errorf("warm run made %d requests", n-requests)
 	}
 	if h := blobHashes.Load(); h != hashes {
@@ -375,13 +377,13 @@ func TestLockIsStable(t *testing.T) {
 func TestImport(t *testing.T) {
 	c := openTestCache(t)
 	f := filepath.Join(t.TempDir(), "carried.iso")
-	body := randomBytes(3, 5000)
+	body := testsrv.RandomBytes(3, 5000)
 	os.WriteFile(f, body, 0o644)
-	if _, err := c.Import(f, Artifact{SHA256: sumHex([]byte("other"))}); err == nil {
+	if _, err := c.Import(f, Artifact{SHA256: testsrv.SumHex([]byte("other"))}); err == nil {
 		t.Error("import with a wrong sum succeeded")
 	}
 	a, err := c.Import(f, Artifact{URL: "https://example.invalid/carried.iso"})
-	if err != nil || a.SHA256 != sumHex(body) || a.Size != 5000 || a.Name != "carried.iso" {
+	if err != nil || a.SHA256 != testsrv.SumHex(body) || a.Size != 5000 || a.Name != "carried.iso" {
 		t.Fatalf("import: %+v, %v", a, err)
 	}
 	if p, ok := c.Path("carried.iso"); !ok || p != c.BlobPath(a.SHA256) {

@@ -2,100 +2,19 @@ package fetch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
-
-// testRegistry is go-containerregistry's in-process registry on 127.0.0.1,
-// behind registry v2 token auth when user is set: /v2/ answers 401 with a
-// Bearer challenge, /token trades Basic credentials for a token.
-type testRegistry struct {
-	*httptest.Server
-	user, pass string
-	mu         sync.Mutex
-	blobGets   int // GETs of blobs (layers, config)
-	manifests  int // GETs and HEADs of manifests
-}
-
-const testToken = "tok-0123456789"
-
-func newTestRegistry(t *testing.T, user, pass string) *testRegistry {
-	t.Helper()
-	r := &testRegistry{user: user, pass: pass}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/token" {
-			u, p, ok := req.BasicAuth()
-			if !ok || u != r.user || p != r.pass {
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
-				return
-			}
-			json.NewEncoder(w).Encode(map[string]string{"token": testToken})
-			return
-		}
-		if r.user != "" && req.Header.Get("Authorization") != "Bearer "+testToken {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, r.URL))
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
-			return
-		}
-		r.mu.Lock()
-		switch {
-		case strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet:
-			r.blobGets++
-		case strings.Contains(req.URL.Path, "/manifests/") && req.Method != http.MethodPut:
-			r.manifests++
-		}
-		r.mu.Unlock()
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *testRegistry) host() string { return strings.TrimPrefix(r.URL, "http://") }
-
-func (r *testRegistry) counts() (blobs, manifests int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.blobGets, r.manifests
-}
-
-// push writes a random image to repo:tag and returns it.
-func (r *testRegistry) push(t *testing.T, repoTag string, layers int64) v1.Image {
-	t.Helper()
-	img, err := random.Image(3000, layers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(r.host() + "/" + repoTag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := Keychain(RegistryCredential{Registry: r.host(), Username: r.user, Password: r.pass})
-	if err := remote.Write(ref, img, remote.WithAuthFromKeychain(kc)); err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 // hermeticDocker points the default keychain at an empty docker config.
 func hermeticDocker(t *testing.T) {
@@ -142,11 +61,11 @@ func sameImage(t *testing.T, got, want v1.Image) {
 
 func TestPullImage(t *testing.T) {
 	hermeticDocker(t)
-	reg := newTestRegistry(t, "bai", "s3cret")
-	want := reg.push(t, "stable/python:3.9-ubuntu20.04", 3)
-	ref := reg.host() + "/stable/python:3.9-ubuntu20.04"
+	reg := testsrv.NewRegistry(t, "bai", "s3cret")
+	want := reg.Push(t, "stable/python:3.9-ubuntu20.04", 3)
+	ref := reg.Host() + "/stable/python:3.9-ubuntu20.04"
 	c := openTestCache(t)
-	kc := Keychain(RegistryCredential{Registry: reg.host(), Username: "bai", Password: "s3cret"})
+	kc := Keychain(RegistryCredential{Registry: reg.Host(), Username: "bai", Password: "s3cret"})
 	var progress syncBuffer
 	o := ImageOptions{Name: "image_test.tar", Options: Options{Progress: &progress}}
 
@@ -184,12 +103,12 @@ func TestPullImage(t *testing.T) {
 	}
 
 	// Warm: one manifest request, no blob.
-	blobs0, man0 := reg.counts()
+	blobs0, man0 := reg.Counts()
 	b, err := PullImage(context.Background(), c, ref, "linux/amd64", kc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs1, man1 := reg.counts()
+	blobs1, man1 := reg.Counts()
 	if b != a || blobs1 != blobs0 {
 		t.Errorf("warm pull: %+v (want %+v), %d blob GETs", b, a, blobs1-blobs0)
 	}
@@ -207,15 +126,15 @@ func TestPullImage(t *testing.T) {
 
 func TestPullImageByLockedDigest(t *testing.T) {
 	hermeticDocker(t)
-	reg := newTestRegistry(t, "", "")
-	old := reg.push(t, "x/app:1", 1)
-	ref := reg.host() + "/x/app:1"
+	reg := testsrv.NewRegistry(t, "", "")
+	old := reg.Push(t, "x/app:1", 1)
+	ref := reg.Host() + "/x/app:1"
 	c := openTestCache(t)
 	a, err := PullImage(context.Background(), c, ref, "", nil, ImageOptions{Name: "app.tar"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.push(t, "x/app:1", 2) // the tag moves on
+	reg.Push(t, "x/app:1", 2) // the tag moves on
 
 	// A second cache from the lock entry gets the locked image, byte for byte.
 	c2 := openTestCache(t)
@@ -243,15 +162,15 @@ func TestPullImageByLockedDigest(t *testing.T) {
 
 func TestPullImageCredentials(t *testing.T) {
 	hermeticDocker(t)
-	reg := newTestRegistry(t, "bai", "s3cret")
-	reg.push(t, "private/img:1", 1)
-	ref := reg.host() + "/private/img:1"
+	reg := testsrv.NewRegistry(t, "bai", "s3cret")
+	reg.Push(t, "private/img:1", 1)
+	ref := reg.Host() + "/private/img:1"
 	c := openTestCache(t)
 	for _, tc := range []struct {
 		what string
 		kc   authn.Keychain
 	}{
-		{"wrong token", Keychain(RegistryCredential{Registry: reg.host(), Username: "bai", Password: "wrong"})},
+		{"wrong token", Keychain(RegistryCredential{Registry: reg.Host(), Username: "bai", Password: "wrong"})},
 		{"anonymous", Keychain()},
 		{"other registry's credentials", Keychain(RegistryCredential{Registry: "cr.example.invalid", Username: "bai", Password: "s3cret"})},
 	} {
@@ -271,7 +190,7 @@ func TestPullImageCredentials(t *testing.T) {
 	// The user's docker config is the fallback.
 	dir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", dir)
-	cfg := fmt.Sprintf(`{"auths":{%q:{"username":"bai","password":"s3cret"}}}`, reg.host())
+	cfg := fmt.Sprintf(`{"auths":{%q:{"username":"bai","password":"s3cret"}}}`, reg.Host())
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +201,8 @@ func TestPullImageCredentials(t *testing.T) {
 
 func TestPullImageMirror(t *testing.T) {
 	hermeticDocker(t)
-	reg := newTestRegistry(t, "", "")
-	want := reg.push(t, "mirror/stable/python:3.9", 1)
+	reg := testsrv.NewRegistry(t, "", "")
+	want := reg.Push(t, "mirror/stable/python:3.9", 1)
 	c := openTestCache(t)
 	ref := "cr.example.invalid/stable/python:3.9"
 	o := ImageOptions{Name: "py.tar", Options: Options{Mirrors: map[string]string{"https://cr.example.invalid": reg.URL + "/mirror"}}}

@@ -8,22 +8,24 @@ import (
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 // TestSignedSHA256SUMS is Ubuntu's cloud-image layout: an image, SHA256SUMS
 // listing it, and SHA256SUMS.gpg, a binary detached signature.
 func TestSignedSHA256SUMS(t *testing.T) {
-	image := randomBytes(11, 300<<10)
+	image := testsrv.RandomBytes(11, 300<<10)
 	sums := []byte(fmt.Sprintf("%s *focal-server-cloudimg-amd64.img\n%s *focal-server-cloudimg-arm64.img\n",
-		sumHex(image), sumHex([]byte("arm"))))
-	signer := testKey(t, "image signer")
-	keyring, err := ParseKeyring(publicArmored(t, signer), Fingerprint(signer))
+		testsrv.SumHex(image), testsrv.SumHex([]byte("arm"))))
+	signer := testsrv.Key(t, "image signer")
+	keyring, err := ParseKeyring(testsrv.PublicArmored(t, signer), Fingerprint(signer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newFileServer(t, map[string][]byte{
+	srv := testsrv.NewFiles(t, map[string][]byte{
 		"/focal/current/SHA256SUMS":                      sums,
-		"/focal/current/SHA256SUMS.gpg":                  detachSign(t, signer, sums),
+		"/focal/current/SHA256SUMS.gpg":                  testsrv.DetachSign(t, signer, sums),
 		"/focal/current/focal-server-cloudimg-amd64.img": image,
 	})
 	base := srv.URL + "/focal/current/"
@@ -46,10 +48,10 @@ func TestSignedSHA256SUMS(t *testing.T) {
 }
 
 func TestBadSignaturesRejected(t *testing.T) {
-	sums := []byte(sumHex([]byte("img")) + "  a.img\n")
-	signer, stranger := testKey(t, "signer"), testKey(t, "stranger")
+	sums := []byte(testsrv.SumHex([]byte("img")) + "  a.img\n")
+	signer, stranger := testsrv.Key(t, "signer"), testsrv.Key(t, "stranger")
 	keyring := openpgp.EntityList{signer}
-	sig := detachSign(t, signer, sums)
+	sig := testsrv.DetachSign(t, signer, sums)
 
 	if _, err := VerifySHA256SUMS(sums, sig, keyring); err != nil {
 		t.Fatalf("good signature: %v", err)
@@ -62,7 +64,7 @@ func TestBadSignaturesRejected(t *testing.T) {
 	tampered := bytes.Replace(sums, []byte("a.img"), []byte("b.img"), 1)
 	cases := map[string]struct{ sums, sig []byte }{
 		"tampered sums": {tampered, sig},
-		"other signer":  {sums, detachSign(t, stranger, sums)},
+		"other signer":  {sums, testsrv.DetachSign(t, stranger, sums)},
 		"no signature":  {sums, nil},
 		"garbage":       {sums, []byte("not a signature")},
 		"truncated":     {sums, sig[:len(sig)/2]},
@@ -76,7 +78,7 @@ func TestBadSignaturesRejected(t *testing.T) {
 	}
 
 	// Over HTTP: a server whose SHA256SUMS.gpg does not match fails the fetch.
-	srv := newFileServer(t, map[string][]byte{"/r/SHA256SUMS": tampered, "/r/SHA256SUMS.gpg": sig})
+	srv := testsrv.NewFiles(t, map[string][]byte{"/r/SHA256SUMS": tampered, "/r/SHA256SUMS.gpg": sig})
 	if _, err := FetchSHA256SUMS(context.Background(), srv.URL+"/r", keyring, testOptions()); err == nil {
 		t.Error("FetchSHA256SUMS accepted a tampered SHA256SUMS")
 	} else {
@@ -87,27 +89,27 @@ func TestBadSignaturesRejected(t *testing.T) {
 // TestUnsignedSHA256SUMS is python-build-standalone's layout: a release's
 // SHA256SUMS, not signed.
 func TestUnsignedSHA256SUMS(t *testing.T) {
-	py := randomBytes(5, 100<<10)
+	py := testsrv.RandomBytes(5, 100<<10)
 	name := "cpython-3.12.8+20250106-x86_64-unknown-linux-gnu-install_only.tar.gz"
-	sums := fmt.Sprintf("%s  %s\n%s  cpython-3.12.8+20250106-aarch64-apple-darwin-install_only.tar.gz\n", sumHex(py), name, sumHex(nil))
-	srv := newFileServer(t, map[string][]byte{"/download/20250106/SHA256SUMS": []byte(sums), "/download/20250106/" + name: py})
+	sums := fmt.Sprintf("%s  %s\n%s  cpython-3.12.8+20250106-aarch64-apple-darwin-install_only.tar.gz\n", testsrv.SumHex(py), name, testsrv.SumHex(nil))
+	srv := testsrv.NewFiles(t, map[string][]byte{"/download/20250106/SHA256SUMS": []byte(sums), "/download/20250106/" + name: py})
 	s, err := FetchSHA256SUMS(context.Background(), srv.URL+"/download/20250106", nil, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, err := s.Artifact(srv.URL+"/download/20250106", name)
-	if err != nil || a.SHA256 != sumHex(py) || a.URL != srv.URL+"/download/20250106/"+name {
+	if err != nil || a.SHA256 != testsrv.SumHex(py) || a.URL != srv.URL+"/download/20250106/"+name {
 		t.Fatalf("artifact %+v, %v", a, err)
 	}
 }
 
 func TestParseSHA256SUMS(t *testing.T) {
-	h := sumHex([]byte("x"))
+	h := testsrv.SumHex([]byte("x"))
 	s, err := ParseSHA256SUMS([]byte(h + " *a.img\r\n\n" + strings.ToUpper(h) + "  b c.tar.gz\n"))
 	if err != nil || s["a.img"] != h || s["b c.tar.gz"] != h || len(s) != 2 {
 		t.Errorf("parse: %v, %v", s, err)
 	}
-	for _, bad := range []string{"", "abc  a.img\n", h + "\n", h + "  a\n" + sumHex(nil) + "  a\n"} {
+	for _, bad := range []string{"", "abc  a.img\n", h + "\n", h + "  a\n" + testsrv.SumHex(nil) + "  a\n"} {
 		if _, err := ParseSHA256SUMS([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 // benchTree makes a payload-shaped tree: 40 small and 24 larger .debs, a
@@ -47,7 +49,7 @@ func benchTree(b *testing.B) (items []Item, tree string, bytes int64) {
 		size int
 	}{{KindPython, "cpython-3.12.4+20240713-x86_64-unknown-linux-gnu-install_only.tar.gz", 30 << 20}, {KindImage, "a.tar", 40 << 20}, {KindImage, "b.tar", 40 << 20}} {
 		p := filepath.Join(src, f.name)
-		if err := os.WriteFile(p, randomBytes(f.size, uint64(i)), 0o644); err != nil {
+		if err := os.WriteFile(p, testsrv.RandomBytes(uint64(i), f.size), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		items = append(items, Item{Kind: f.kind, Path: p, Refs: []string{"x:1"}})

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lablup/bainode/builder/internal/testsrv"
 )
 
 // needTool fails (CI=true) or skips the test when a host program is missing.
@@ -62,7 +63,7 @@ func makeDebSized(t testing.TB, dir, name, version, arch, depends, comp string, 
 		t.Fatal(err)
 	}
 	if extra > 0 {
-		data := randomBytes(extra, uint64(len(name)))
+		data := testsrv.RandomBytes(uint64(len(name)), extra)
 		if err := os.WriteFile(filepath.Join(root, "usr/share", name, "data"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -282,11 +283,4 @@ func writeDockerArchive(t testing.TB, path, ref string, cmd []string, files map[
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// randomBytes is n incompressible bytes, the same for the same seed.
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	rand.New(rand.NewSource(int64(seed))).Read(b)
-	return b
 }

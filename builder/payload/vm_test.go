@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lablup/bainode/builder/fetch"
+	"github.com/lablup/bainode/builder/internal/testsrv"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
 	"github.com/lablup/bainode/builder/smoke"
@@ -111,14 +112,7 @@ func TestAirGappedVM(t *testing.T) {
 	// --- the seed. The only addition to what bainode renders: after
 	// provisioning, runcmd runs the loaded image once and prints what it
 	// says on the serial console; provisioning's status stays runcmd's.
-	r, err := render.New(render.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := r.Node(site, node)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := renderNode(t, site, node)
 	ud := string(files.UserData)
 	const provision = "  - [/usr/local/sbin/bainode-provision]\n"
 	if !strings.Contains(ud, provision) || !strings.Contains(ud, "ARTIFACTS='payload'") {
@@ -126,37 +120,9 @@ func TestAirGappedVM(t *testing.T) {
 	}
 	ud = strings.Replace(ud, provision, fmt.Sprintf(`  - [sh, -c, "/usr/local/sbin/bainode-provision; rc=$?; docker run --rm --network none %s >/dev/ttyS0 2>&1 || echo docker run failed >/dev/ttyS0; exit $rc"]`+"\n", testImage), 1)
 	files.UserData = []byte(ud)
-	seedISO := filepath.Join(work, "seed.iso")
-	if err := seed.WriteISO(seedISO, files.FS()); err != nil {
-		t.Fatal(err)
-	}
 
 	// --- the boot: no network device, the payload as a read-only disk.
-	o := smoke.Options{
-		Image: img.Disk, Seed: seedISO, SeedFormat: "iso",
-		Drives:    []vm.Drive{{Path: payloadImg, Format: vm.FormatRaw, Media: vm.MediaDisk, ReadOnly: true}},
-		NoNetwork: true,
-		Timeout:   accel.Timeout(8 * time.Minute), Accel: accel, MemoryMiB: 2048, CPUs: 2,
-		LogDir: filepath.Join(work, "logs"), Progress: &tlog{t},
-	}
-	if !img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
-	}
-	res, err := smoke.Run(t.Context(), o)
-	var serial string
-	if len(res.Logs) > 0 {
-		b, _ := os.ReadFile(res.Logs[0])
-		serial = string(b)
-	}
-	defer func() {
-		if t.Failed() {
-			keepSerial(t, serial)
-			t.Logf("serial log (last 12000 bytes):\n%s", tailString(serial, 12000))
-		}
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, serial := bootOffline(t, img, accel, work, files, payloadImg, 8*time.Minute, 2048)
 	t.Logf("report after %s (%s)", res.Elapsed[0].Round(time.Second), accel)
 	rep := res.Reports[0]
 
@@ -495,7 +461,7 @@ func TestAirGappedVMCorruptPayload(t *testing.T) {
 	node := &site.Nodes[0]
 	asset := PythonAsset(node.Python)
 	py := filepath.Join(work, asset)
-	if err := os.WriteFile(py, randomBytes(3<<20, 7), 0o644); err != nil {
+	if err := os.WriteFile(py, testsrv.RandomBytes(7, 3<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	payloadImg := filepath.Join(work, "payload.img")
@@ -519,43 +485,8 @@ func TestAirGappedVMCorruptPayload(t *testing.T) {
 	f.WriteAt(b, n*blockSize+17)
 	f.Close()
 
-	r, err := render.New(render.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := r.Node(site, node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedISO := filepath.Join(work, "seed.iso")
-	if err := seed.WriteISO(seedISO, files.FS()); err != nil {
-		t.Fatal(err)
-	}
-	o := smoke.Options{
-		Image: img.Disk, Seed: seedISO, SeedFormat: "iso",
-		Drives:    []vm.Drive{{Path: payloadImg, Format: vm.FormatRaw, Media: vm.MediaDisk, ReadOnly: true}},
-		NoNetwork: true,
-		Timeout:   accel.Timeout(4 * time.Minute), Accel: accel, MemoryMiB: 1536, CPUs: 2,
-		LogDir: filepath.Join(work, "logs"), Progress: &tlog{t},
-	}
-	if !img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
-	}
-	res, err := smoke.Run(t.Context(), o)
-	var serial string
-	if len(res.Logs) > 0 {
-		b, _ := os.ReadFile(res.Logs[0])
-		serial = string(b)
-	}
-	defer func() {
-		if t.Failed() {
-			keepSerial(t, serial)
-			t.Logf("serial log (last 8000 bytes):\n%s", tailString(serial, 8000))
-		}
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := renderNode(t, site, node)
+	res, serial := bootOffline(t, img, accel, work, files, payloadImg, 4*time.Minute, 1536)
 	for _, want := range []string{
 		"bainode-provision[payload]: ERROR: payload files do not match /run/bainode/payload/manifest.json: python/" + asset + ": FAILED",
 		"bainode-provision[python]: ERROR: the payload (label BAIPAYLOAD) is not mounted and verified",
@@ -568,6 +499,58 @@ func TestAirGappedVMCorruptPayload(t *testing.T) {
 	if st := status(res.Reports[0], "python.version"); st != verify.StatusFail {
 		t.Errorf("python.version is %q, want fail: nothing may be installed from a corrupt payload", st)
 	}
+}
+
+// renderNode renders the node's seed files as bainode does.
+func renderNode(t *testing.T, site *spec.Site, node *spec.Node) render.Files {
+	t.Helper()
+	r, err := render.New(render.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.Node(site, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// bootOffline boots img with files as an ISO seed, no network device and
+// the payload as a read-only disk, and returns the result and the serial
+// log. When the test fails, the log is kept and its tail shown.
+func bootOffline(t *testing.T, img qemu.Image, accel vm.Accel, work string, files render.Files, payloadImg string, timeout time.Duration, memMiB int) (smoke.Result, string) {
+	t.Helper()
+	seedISO := filepath.Join(work, "seed.iso")
+	if err := seed.WriteISO(seedISO, files.FS()); err != nil {
+		t.Fatal(err)
+	}
+	o := smoke.Options{
+		Image: img.Disk, Seed: seedISO, SeedFormat: "iso",
+		Drives:    []vm.Drive{{Path: payloadImg, Format: vm.FormatRaw, Media: vm.MediaDisk, ReadOnly: true}},
+		NoNetwork: true,
+		Timeout:   accel.Timeout(timeout), Accel: accel, MemoryMiB: memMiB, CPUs: 2,
+		LogDir: filepath.Join(work, "logs"), Progress: &tlog{t},
+	}
+	if !img.Bootloader {
+		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
+	}
+	res, err := smoke.Run(t.Context(), o)
+	var serial string
+	if len(res.Logs) > 0 {
+		b, _ := os.ReadFile(res.Logs[0])
+		serial = string(b)
+	}
+	// A cleanup, not a defer: it must see failures after this returns.
+	t.Cleanup(func() {
+		if t.Failed() {
+			keepSerial(t, serial)
+			t.Logf("serial log (last 12000 bytes):\n%s", tailString(serial, 12000))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, serial
 }
 
 // keepSerial saves a failed boot's whole serial log where it outlives the test.

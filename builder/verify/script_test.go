@@ -204,6 +204,22 @@ func (r result) get(t *testing.T, id string) Check {
 	return Check{}
 }
 
+// has asserts that each id's field ("actual" or "detail") contains its
+// string.
+func (r result) has(t *testing.T, field string, want map[string]string) {
+	t.Helper()
+	for id, w := range want {
+		c := r.get(t, id)
+		got := c.Actual
+		if field == "detail" {
+			got = c.Detail
+		}
+		if !strings.Contains(got, w) {
+			t.Errorf("%s %s: got %q, want it to contain %q", id, field, got, w)
+		}
+	}
+}
+
 // want asserts the status of each id.
 func (r result) want(t *testing.T, status string, ids ...string) {
 	t.Helper()
@@ -550,7 +566,7 @@ esac`,
 	if bytes.Contains(r.raw, []byte("hunter2")) {
 		t.Errorf("the plaintext password leaked into the report")
 	}
-	for id, want := range map[string]string{
+	r.has(t, "actual", map[string]string{
 		"limits.file":                  "mode 666",
 		"limits.lines":                 "conflicting: root - nproc 1",
 		"sysctl.file":                  "line 3 has no '='; line 6: bad key",
@@ -567,11 +583,7 @@ esac`,
 		"gpu.nvidia_runtime":           "runc",
 		"python.version":               "3.10.12",
 		"python.venv.ghost":            "missing",
-	} {
-		if c := r.get(t, id); !strings.Contains(c.Actual, want) {
-			t.Errorf("%s actual: got %q, want it to contain %q", id, c.Actual, want)
-		}
-	}
+	})
 	if got, want := r.get(t, "limits.lines").Actual, "conflicting: root - nproc 1"; got != want {
 		t.Errorf("limits.lines actual: got %q, want %q", got, want)
 	}
@@ -616,15 +628,11 @@ func TestScriptNFS(t *testing.T) {
 	r := runScript(t, env, nil, "--no-cloud-init")
 	r.want(t, StatusPass, "vfroot.root", "vfroot.nfs.proc", "vfroot.nfs.proc.owner", "vfroot.nfs.sys.owner")
 	r.want(t, StatusFail, "vfroot.nfs.sys", "vfroot.nfs.dev", "vfroot.nfs.no-such-dir-5c1e", "vfroot.nfs.no-such-dir-5c1e.owner")
-	for id, want := range map[string]string{
+	r.has(t, "actual", map[string]string{
 		"vfroot.nfs.sys":              "mounted sysfs",
 		"vfroot.nfs.dev":              "not in fstab",
 		"vfroot.nfs.no-such-dir-5c1e": "not mounted",
-	} {
-		if c := r.get(t, id); !strings.Contains(c.Actual, want) {
-			t.Errorf("%s actual: got %q, want it to contain %q", id, c.Actual, want)
-		}
-	}
+	})
 	// The owner check fails for another uid.
 	env["BAI_UID"] = "1100"
 	r = runScript(t, env, nil, "--no-cloud-init")
@@ -874,16 +882,12 @@ esac`})
 	r := runScript(t, env, []string{path}, "--no-cloud-init")
 	r.want(t, StatusPass, "hosts.block", "hosts.alias.bai-m1")
 	r.want(t, StatusFail, "hosts.alias.bai-a01", "hosts.alias.bai-a02", "hosts.alias.bai-a03", "hosts.alias.bai-x")
-	for id, want := range map[string]string{
+	r.has(t, "detail", map[string]string{
 		"hosts.alias.bai-a01": "resolves first to 127.0.1.1",
 		"hosts.alias.bai-a02": "exit 2",
 		"hosts.alias.bai-a03": "resolves elsewhere",
 		"hosts.alias.bai-x":   "add it between the BEGIN and END lines",
-	} {
-		if c := r.get(t, id); !strings.Contains(c.Detail, want) {
-			t.Errorf("%s detail: got %q, want it to contain %q", id, c.Detail, want)
-		}
-	}
+	})
 	if got, want := r.get(t, "hosts.alias.bai-a01").Actual, "127.0.1.1 10.20.30.20"; got != want {
 		t.Errorf("bai-a01 actual: got %q, want %q", got, want)
 	}

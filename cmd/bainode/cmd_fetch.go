@@ -66,7 +66,7 @@ problems, 2 bad usage.`,
 			nodeFlag,
 			&cli.BoolFlag{Name: "cloud-image", Usage: "with a site, also fetch the Ubuntu cloud image of each node's target"},
 			&cli.StringFlag{Name: "manifest", Usage: "with a site, leave out the packages an Ubuntu image's .manifest `FILE` lists"},
-			&cli.StringFlag{Name: "cache", Usage: "cache `DIR` (default: the user cache dir + /bainode/cache)", EnvVars: []string{"BAINODE_CACHE"}},
+			cacheFlag,
 			&cli.StringFlag{Name: "lock", Value: fetch.LockFileName, Usage: "lock `FILE` to read and (re)write"},
 			&cli.StringFlag{Name: "list", Usage: "fetch the URLs in `FILE` (\"URL [sha256]\" per line) and write the lock for them"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel downloads `N`"},
@@ -77,6 +77,21 @@ problems, 2 bad usage.`,
 		),
 		Action: runFetch,
 	})
+}
+
+// cacheFlag is the artifact cache that fetch fills and payload reads.
+var cacheFlag = &cli.StringFlag{Name: "cache", Usage: "artifact cache `DIR` (default: the user cache dir + /bainode/cache)", EnvVars: []string{"BAINODE_CACHE"}}
+
+// readLockIfAny reads the lock at path; no path or no file is no lock.
+func readLockIfAny(path string) (*fetch.Lock, error) {
+	if path == "" {
+		return nil, nil
+	}
+	lock, err := fetch.ReadLock(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return lock, err
 }
 
 func runFetch(c *cli.Context) error {
@@ -110,10 +125,8 @@ func runFetch(c *cli.Context) error {
 		return err
 	}
 	lockPath := c.String("lock")
-	lock, err := fetch.ReadLock(lockPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		lock = nil
-	} else if err != nil {
+	lock, err := readLockIfAny(lockPath)
+	if err != nil {
 		return err
 	}
 	out := c.App.Writer
@@ -183,11 +196,7 @@ func runFetch(c *cli.Context) error {
 // fetchSite resolves what the selected nodes need and fetches it; the lock
 // is rewritten to exactly that (bainode payload carries every locked .deb).
 func fetchSite(ctx context.Context, c *cli.Context, cache *fetch.Cache, lockPath string, o fetch.Options) error {
-	site, err := loadSite(c)
-	if err != nil {
-		return err
-	}
-	nodes, err := selectNodes(c, site)
+	site, nodes, err := prepare(c)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,7 +44,7 @@ Examples:
   bainode payload --example vm-test --debs ./debs --images ./images -o payload.img`,
 		Flags: siteFlags(nodeFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the payload disk image to `FILE` (required)"},
-			&cli.StringFlag{Name: "cache", Usage: "artifact cache `DIR` (default: the user cache dir + /bainode/cache)", EnvVars: []string{"BAINODE_CACHE"}},
+			cacheFlag,
 			&cli.StringFlag{Name: "lock", Value: fetch.LockFileName, Usage: "lock `FILE` whose .debs are carried (ignored when it does not exist)"},
 			&cli.StringSliceFlag{Name: "debs", Usage: "carry every .deb in `DIR` (repeatable)"},
 			&cli.StringSliceFlag{Name: "images", Usage: "docker save tarballs in `DIR` (repeatable)"},
@@ -64,11 +62,7 @@ func runPayload(c *cli.Context) error {
 	if out == "" {
 		return usagef("payload needs -o FILE: where to write the disk image")
 	}
-	site, err := loadSite(c)
-	if err != nil {
-		return err
-	}
-	nodes, err := selectNodes(c, site)
+	_, nodes, err := prepare(c)
 	if err != nil {
 		return err
 	}
@@ -81,15 +75,9 @@ func runPayload(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var lock *fetch.Lock
-	if p := c.String("lock"); p != "" {
-		lock, err = fetch.ReadLock(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			lock, err = nil, nil
-		}
-		if err != nil {
-			return err
-		}
+	lock, err := readLockIfAny(c.String("lock"))
+	if err != nil {
+		return err
 	}
 	for _, flag := range []string{"debs", "images"} {
 		for _, d := range c.StringSlice(flag) {

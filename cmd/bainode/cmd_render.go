@@ -96,15 +96,6 @@ Examples:
 	})
 }
 
-func prepare(c *cli.Context) (*spec.Site, []*spec.Node, error) {
-	site, err := loadSite(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	nodes, err := selectNodes(c, site)
-	return site, nodes, err
-}
-
 // forEachNode renders every node into DIR/<hostname>/ and, with a format,
 // writes its seed there too. Nodes are done by a small pool of workers, one
 // per CPU, while warnings and the line for each node are printed in the

@@ -100,6 +100,16 @@ func selectNodes(c *cli.Context, site *spec.Site) ([]*spec.Node, error) {
 	return out, nil
 }
 
+// prepare loads the site and selects the nodes --node names (all without it).
+func prepare(c *cli.Context) (*spec.Site, []*spec.Node, error) {
+	site, err := loadSite(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes, err := selectNodes(c, site)
+	return site, nodes, err
+}
+
 var nodeFlag = &cli.StringSliceFlag{Name: "node", Aliases: []string{"n"}, Usage: "only this node `HOSTNAME` (repeatable)"}
 
 func warnf(format string, a ...any) { fmt.Fprintf(os.Stderr, "bainode: warning: "+format+"\n", a...) }
