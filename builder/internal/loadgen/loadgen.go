@@ -30,6 +30,9 @@ type Config struct {
 	// Rate is the target requests per second over all connections; 0 runs
 	// closed loop, each connection sending as soon as its last answer is in.
 	Rate float64
+	// Warmup sends one untimed request per connection first, so the
+	// server's per-connection setup is not counted in the latencies.
+	Warmup bool
 }
 
 // Result holds what a run measured.
@@ -84,6 +87,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		conns[i] = c
+		if cfg.Warmup && c.roundTrip(ctx, cfg.Addr, req, time.Now()) < 0 {
+			return nil, fmt.Errorf("loadgen: warmup: %w", c.err)
+		}
+		clear(c.status)
+		c.bodyBytes = 0
 	}
 
 	// latency[i] is request i's, or -1 if it got no answer.

@@ -114,3 +114,14 @@ func TestBadConfig(t *testing.T) {
 		t.Error("0 connections: no error")
 	}
 }
+
+func TestWarmup(t *testing.T) {
+	srv, requests, conns := server(t)
+	res := run(t, srv, Config{Path: "/ok", Conns: 3, Requests: 5, Warmup: true, Rate: 1000})
+	if res.Status[200] != 5 || res.BodyBytes != int64(5*len(body)) || res.Errors != 0 {
+		t.Errorf("got status %v, %d bytes, %d errors; the warmup must not count", res.Status, res.BodyBytes, res.Errors)
+	}
+	if requests.Load() != 8 || conns.Load() != 3 {
+		t.Errorf("server saw %d requests on %d connections, want 8 on 3", requests.Load(), conns.Load())
+	}
+}
