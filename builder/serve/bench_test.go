@@ -30,8 +30,8 @@ import (
 // p99 of at most 20 ms at 1,024 clients.
 const (
 	goalRate    = 20000
-	benchPath   = "/nocloud/52:54:00:20:30:20/user-data" // bai-a01 in the cluster example
-	gzipRequest = "Accept-Encoding: gzip, deflate"       // what cloud-init's python-requests sends
+	benchPath   = "/nocloud/bai-a01/user-data"     // the seed URL bainode renders for bai-a01 of the cluster example
+	gzipRequest = "Accept-Encoding: gzip, deflate" // what cloud-init's python-requests sends
 )
 
 // BenchmarkUserData measures cached user-data GETs of a real render (the

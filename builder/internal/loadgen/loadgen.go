@@ -178,7 +178,8 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{nc: nc, r: bufio.NewReaderSize(nc, 32<<10), status: map[int]int{}}, nil
+	// Room for a whole seed document, so a response is one read.
+	return &conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), status: map[int]int{}}, nil
 }
 
 func (c *conn) close() {
