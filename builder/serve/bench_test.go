@@ -236,7 +236,7 @@ func BenchmarkHandlerUserData(b *testing.B) {
 	h := serve.New(serve.Config{Store: f.store, Renderer: f.render, RevisionTTL: time.Second})
 	for _, enc := range []string{"plain", "gzip"} {
 		b.Run("enc="+enc, func(b *testing.B) {
-			req := httptest.NewRequest("GET", "/nocloud/52:54:00:aa:bb:01/user-data", nil)
+			req := httptest.NewRequest("GET", "/nocloud/gpu1/user-data", nil) // the seed URL bainode renders
 			req.RemoteAddr = "127.0.0.1:4000"
 			if enc == "gzip" {
 				req.Header.Set("Accept-Encoding", "gzip, deflate")
