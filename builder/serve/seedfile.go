@@ -93,10 +93,10 @@ func acceptsGzip(values []string) bool {
 
 // Header values shared by every seed response; net/http only reads them.
 var (
-	textPlain      = []string{"text/plain; charset=utf-8"}
-	noSniff        = []string{"nosniff"}
-	noCache        = []string{"no-cache"} // revalidate with the ETag every time
-	varyEncoding   = []string{"Accept-Encoding"}
+	textPlain          = []string{"text/plain; charset=utf-8"}
+	noSniff            = []string{"nosniff"}
+	noCache            = []string{"no-cache"} // revalidate with the ETag every time
+	varyEncoding       = []string{"Accept-Encoding"}
 	conditionalHeaders = []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"}
 )
 
