@@ -17,6 +17,10 @@
 #    and scales per seed. cloud-localds gets its input for free, so the
 #    comparison flatters it.
 # 4. Runs the Go seed benchmarks (builder/seed/bench_test.go) unless GOBENCH=0.
+# 5. Runs the seed server benchmarks (builder/serve/bench_test.go: cached
+#    user-data GETs from 64, 256 and 1,024 loopback clients, closed loop and
+#    open loop at 20,000/s, beside nginx serving the same bytes) unless
+#    SERVEBENCH=0.
 #
 # Results are a markdown table on standard output; progress goes to standard
 # error. Wall-clock figures depend on what else the machine is doing, so CPU
@@ -24,9 +28,9 @@
 #
 # Needs Go (the version in go.mod, or a Go >= 1.21 that can fetch it) and
 # cloud-localds. Missing packages are installed with apt-get when running as
-# root: cloud-image-utils (cloud-localds, genisoimage) and golang-go.
+# root: cloud-image-utils (cloud-localds, genisoimage), golang-go and nginx.
 #
-# Environment: NODES (1000), SAMPLE (100), RUNS (3), GOBENCH (1),
+# Environment: NODES (1000), SAMPLE (100), RUNS (3), GOBENCH (1), SERVEBENCH (1),
 # BENCH_DIR (a new temporary directory, removed afterwards unless KEEP=1).
 set -euo pipefail
 
@@ -68,6 +72,7 @@ need_pkg go golang-go
 need_pkg cloud-localds cloud-image-utils
 need_pkg genisoimage genisoimage
 need_pkg awk gawk
+if [ "${SERVEBENCH:-1}" = 1 ]; then need_pkg nginx nginx; fi
 go version >/dev/null 2>&1 || die "go does not work; install the Go release go.mod names"
 
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/bainode-bench.XXXXXX")}
@@ -222,6 +227,18 @@ if [ "$GOBENCH" = 1 ]; then
 	printf '\n### Go benchmarks (one node: cluster example bai-a01)\n\n```\n'
 	go test -run '^$' -bench . -benchmem -count 1 ./builder/seed 2>&1 | grep -E '^(Benchmark|cpu:)'
 	printf '```\n'
+fi
+
+# Seed server: bainoded's handler and nginx under the same loopback load.
+# The load generator shares the CPUs with the server, so the load average
+# matters more here than anywhere else.
+if [ "${SERVEBENCH:-1}" = 1 ]; then
+	say "go test -bench UserData ./builder/serve"
+	printf '\n### Seed server: cached user-data GETs over loopback\n\n'
+	printf -- '- load average before: %s\n\n```\n' "$(load)"
+	go test -tags libsqlite3 -run '^$' -bench 'UserData' -benchtime 2s -count 1 ./builder/serve 2>&1 |
+		grep -E '^(Benchmark|cpu:|--- FAIL|FAIL)|bench_test' || true
+	printf '```\n\n- load average after: %s\n' "$(load)"
 fi
 
 # VM boot: QEMU start to the verifier's report, for the vm-test seed on the

@@ -2,8 +2,6 @@ package serve
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"sync"
 	"time"
 
@@ -14,18 +12,16 @@ import (
 type entry struct {
 	node  inventory.Node
 	base  string // base URL the files were rendered for
-	files [4][]byte
-	etags [4]string
+	files [4]seedFile
 }
 
 // Indexes into entry.files, by NoCloud file name.
 var seedFiles = map[string]int{"user-data": 0, "meta-data": 1, "vendor-data": 2, "network-config": 3}
 
 func newEntry(n inventory.Node, base string, f Files) *entry {
-	e := &entry{node: n, base: base, files: [4][]byte{f.UserData, f.MetaData, f.VendorData, f.NetworkConfig}}
-	for i, b := range e.files {
-		sum := sha256.Sum256(b)
-		e.etags[i] = `"` + hex.EncodeToString(sum[:16]) + `"`
+	e := &entry{node: n, base: base}
+	for i, b := range [4][]byte{f.UserData, f.MetaData, f.VendorData, f.NetworkConfig} {
+		e.files[i].plain = newVariant(b, "")
 	}
 	return e
 }

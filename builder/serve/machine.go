@@ -1,13 +1,11 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/lablup/bainode/builder/inventory"
 )
@@ -30,12 +28,7 @@ func (s *server) nocloud(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-cache") // revalidate with the ETag every time
-	h.Set("ETag", e.etags[i])
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.files[i]))
+	e.files[i].variantFor(r).serve(w, r)
 }
 
 // ipxe serves a boot script whose seed URL carries the MAC that booted.

@@ -139,7 +139,9 @@ func guard(next http.Handler) http.Handler {
 			notFound(w)
 			return
 		}
-		for _, seg := range strings.Split(r.URL.Path, "/") {
+		for rest := r.URL.Path; rest != ""; { // strings.Split would allocate on every request
+			var seg string
+			seg, rest, _ = strings.Cut(rest, "/")
 			if seg == "." || seg == ".." {
 				notFound(w)
 				return

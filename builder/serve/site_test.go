@@ -81,6 +81,18 @@ func TestSiteRenderer(t *testing.T) {
 			t.Errorf("%s served for bai-a01 differs from bainode render's", name)
 		}
 	}
+	// cloud-init asks for gzip: what it decodes is the same bytes.
+	req, _ := http.NewRequest("GET", srv.URL+"/nocloud/bai-a01/user-data", nil)
+	req.Header.Set("Accept-Encoding", "gzip, deflate")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || gunzip(t, zipped) != string(want.UserData) {
+		t.Errorf("gzipped user-data for bai-a01 (encoding %q) does not decode to bainode render's", resp.Header.Get("Content-Encoding"))
+	}
 	vd := get("/nocloud/bai-a01/vendor-data")
 	if !strings.HasPrefix(vd, "#cloud-config\n") || !strings.Contains(vd, "type: webhook") || !strings.Contains(vd, "/phone-home/bai-a01/") {
 		t.Errorf("vendor-data does not report progress:\n%s", vd)
