@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -445,141 +441,6 @@ func fleetInputName(file string) string {
 		return "stdin"
 	}
 	return file
-}
-
-func fleetStatus(c *cli.Context) error {
-	if pos, err := fleetArgs(c); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("status takes no arguments")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	w := c.App.Writer
-	if !c.Bool("watch") {
-		st, err := fc.Status(c.Context)
-		if err != nil {
-			return fleetAPIError(err)
-		}
-		if c.Bool("json") {
-			return fleetJSON(w, st)
-		}
-		return fleetStatusTable(w, st, time.Now())
-	}
-	if c.Bool("json") {
-		return usagef("--watch and --json are exclusive")
-	}
-	every := c.Duration("interval")
-	if every < 100*time.Millisecond {
-		return usagef("--interval %s is too short", every)
-	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	tty := fleetIsTTY(w)
-	for {
-		// Draw into a buffer first so a slow server never leaves the
-		// screen blank.
-		var b bytes.Buffer
-		if tty {
-			b.WriteString("\x1b[H\x1b[2J") // home, clear
-		}
-		qctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
-		st, err := fc.Status(qctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
-		}
-		now := time.Now()
-		fmt.Fprintf(&b, "%s  every %s  (^C to stop)\n", now.Format("15:04:05"), every)
-		if err != nil {
-			// Keep watching: the server may be restarting or failing over.
-			fmt.Fprintf(&b, "error: %v\n", fleetAPIError(err))
-		} else {
-			fleetStatusTable(&b, st, now)
-		}
-		if !tty {
-			b.WriteString("\n")
-		}
-		if _, err := w.Write(b.Bytes()); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(every):
-		}
-	}
-}
-
-// fleetStatusTable prints NODE STAGE EVENT AGE RESULT, one line per node.
-func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTAGE\tEVENT\tAGE\tRESULT")
-	counts := map[string]int{}
-	for _, s := range st {
-		stage, event, age := "-", "-", "-"
-		if s.Stage != "" {
-			event = s.Stage
-			stage, _, _ = strings.Cut(s.Stage, "/")
-		}
-		if !s.Time.IsZero() {
-			age = fleetAge(now.Sub(s.Time))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, stage, fleetCut(event, 48), age, fleetDash(s.Result))
-		counts[s.Result]++
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(st) == 0 {
-		_, err := fmt.Fprintln(w, "no nodes registered (bainode nodes add)")
-		return err
-	}
-	var parts []string
-	for _, r := range []string{"done", "success", "start", "warn", "fail", "pending"} {
-		if counts[r] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[r], r))
-			delete(counts, r)
-		}
-	}
-	for r, n := range counts {
-		parts = append(parts, fmt.Sprintf("%d %s", n, r))
-	}
-	_, err := fmt.Fprintf(w, "%d node(s): %s\n", len(st), strings.Join(parts, ", "))
-	return err
-}
-
-// fleetAge is a short age: 42s, 5m, 3h12m, 2d4h.
-func fleetAge(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s" // clocks of server and client differ
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-func fleetDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// fleetCut shortens s to n runes for a table cell.
-func fleetCut(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 func fleetRead(file string) ([]byte, error) {
