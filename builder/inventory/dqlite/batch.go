@@ -2,6 +2,8 @@ package dqlite
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -10,8 +12,8 @@ import (
 )
 
 // maxBatch keeps one INSERT within the 255 parameters a dqlite request
-// can carry (5 per event).
-const maxBatch = 50
+// can carry (6 per event).
+const maxBatch = 42
 
 // eventQueue gathers events that arrive while a write is in flight, so the
 // next write carries all of them: one raft round per batch instead of one
@@ -23,18 +25,21 @@ type eventQueue struct {
 }
 
 type pendingEvent struct {
-	e    inventory.Event
+	e inventory.Event
+	// uid makes a retried INSERT a no-op for rows a cut-off commit already
+	// stored: a leader change can apply a write without acknowledging it.
+	uid  []byte
 	done chan error
 }
 
-// AddEvent returns once the event is committed with its batch. If ctx ends
-// first the event may still be stored, as with any write cut off by a
-// leader change: delivery is at least once.
+// AddEvent returns once the event is committed with its batch, stored once
+// even if the batch had to be retried. If ctx ends first the event may
+// still be stored.
 func (s *Store) AddEvent(ctx context.Context, e inventory.Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	p := &pendingEvent{e: e, done: make(chan error, 1)}
+	p := &pendingEvent{e: e, uid: newUID(), done: make(chan error, 1)}
 	q := &s.events
 	q.mu.Lock()
 	q.pending = append(q.pending, p)
@@ -94,14 +99,22 @@ func (q *eventQueue) take(batch []*pendingEvent) []*pendingEvent {
 
 func insertEvents(batch []*pendingEvent) (string, []any) {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO events (node, stage, result, time, detail) VALUES `)
-	args := make([]any, 0, 5*len(batch))
+	q.WriteString(`INSERT OR IGNORE INTO events (node, stage, result, time, detail, uid) VALUES `)
+	args := make([]any, 0, 6*len(batch))
 	for i, p := range batch {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString("(?, ?, ?, ?, ?)")
-		args = append(args, p.e.Node, p.e.Stage, p.e.Result, p.e.Time.UnixNano(), p.e.Detail)
+		q.WriteString("(?, ?, ?, ?, ?, ?)")
+		args = append(args, p.e.Node, p.e.Stage, p.e.Result, p.e.Time.UnixNano(), p.e.Detail, p.uid)
 	}
 	return q.String(), args
+}
+
+// newUID returns 128 random bits: unique enough among a fleet's events.
+func newUID() []byte {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b, rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return b
 }

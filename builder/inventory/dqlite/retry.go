@@ -36,7 +36,7 @@ const (
 // retry runs op until it succeeds, fails with a permanent error, or the
 // retry budget or ctx runs out. A transaction whose commit was cut off by a
 // leader change may have been applied, so ops must tolerate running twice;
-// for events this means at-least-once.
+// events carry an id for that (batch.go).
 func (s *Store) retry(ctx context.Context, op func(context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -59,6 +59,11 @@ var migrations = [][]string{
 		`ALTER TABLE admin_tokens_v2 RENAME TO admin_tokens`,
 		`CREATE INDEX events_time ON events (time)`,
 	},
+	{ // 3: event ids, so a batch retried after a leader change is stored once
+		// Older rows keep NULL, which a UNIQUE index allows many times.
+		`ALTER TABLE events ADD COLUMN uid BLOB`,
+		`CREATE UNIQUE INDEX events_uid ON events (uid)`,
+	},
 }
 
 // migrate applies missing migrations and records the new version in one
