@@ -19,8 +19,9 @@
 # 4. Runs the Go seed benchmarks (builder/seed/bench_test.go) unless GOBENCH=0.
 # 5. Runs the seed server benchmarks (builder/serve/bench_test.go: cached
 #    user-data GETs from 64, 256 and 1,024 loopback clients, closed loop and
-#    open loop at 20,000/s, beside nginx serving the same bytes) unless
-#    SERVEBENCH=0.
+#    open loop at 20,000/s, beside nginx serving the same bytes;
+#    cmd/bainoded/bench_test.go: phone-home writes and failover on three
+#    members) unless SERVEBENCH=0.
 #
 # Results are a markdown table on standard output; progress goes to standard
 # error. Wall-clock figures depend on what else the machine is doing, so CPU
@@ -238,6 +239,16 @@ if [ "${SERVEBENCH:-1}" = 1 ]; then
 	printf -- '- load average before: %s\n\n```\n' "$(load)"
 	go test -tags libsqlite3 -run '^$' -bench 'UserData' -benchtime 2s -count 1 ./builder/serve 2>&1 |
 		grep -E '^(Benchmark|cpu:|--- FAIL|FAIL)|bench_test' || true
+	printf '```\n\n- load average after: %s\n' "$(load)"
+
+	# Cluster: three bainoded processes on 127.0.0.1 ports.
+	say "go test -bench 'ClusterPhoneHome|Failover' ./cmd/bainoded"
+	printf '\n### Seed server cluster: phone-home writes and failover (3 members)\n\n'
+	printf -- '- load average before: %s\n\n```\n' "$(load)"
+	go test -tags libsqlite3 -run '^$' -bench 'ClusterPhoneHome' -benchtime 5000x -count 1 ./cmd/bainoded 2>&1 |
+		grep -E '^(Benchmark|--- FAIL|FAIL)' || true
+	go test -tags libsqlite3 -run '^$' -bench 'Failover' -benchtime 3x -count 1 -timeout 30m ./cmd/bainoded 2>&1 |
+		grep -E '^(Benchmark|--- FAIL|FAIL)' || true
 	printf '```\n\n- load average after: %s\n' "$(load)"
 fi
 
