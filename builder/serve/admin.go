@@ -80,6 +80,20 @@ func toJSON(n inventory.Node) nodeJSON {
 		TokenRevoked: n.TokenHash == ""}
 }
 
+// failed answers a store error, if there is one: 404 for ErrNotFound, the
+// generic 503 for the rest. It reports whether it answered.
+func (s *server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, inventory.ErrNotFound):
+		notFound(w)
+	default:
+		s.storeError(w, r, err)
+	}
+	return true
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -103,11 +117,7 @@ func (s *server) listNodes(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) getNode(w http.ResponseWriter, r *http.Request) {
 	n, err := s.store.Node(r.Context(), r.PathValue("host"))
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toJSON(n))
@@ -226,11 +236,7 @@ func (s *server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *server) deleteNode(w http.ResponseWriter, r *http.Request) {
 	err := s.store.DeleteNode(r.Context(), r.PathValue("host"))
 	s.cache.invalidate()
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -310,11 +316,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) getSite(w http.ResponseWriter, r *http.Request) {
 	v, err := s.store.Site(r.Context())
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/yaml")

@@ -18,11 +18,7 @@ import (
 func (s *server) rotateNodeToken(w http.ResponseWriter, r *http.Request) {
 	host := r.PathValue("host")
 	n, err := s.store.Node(r.Context(), host)
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	key, err := s.nodeSecret(r.Context())
@@ -34,11 +30,7 @@ func (s *server) rotateNodeToken(w http.ResponseWriter, r *http.Request) {
 	token := inventory.NodeToken(key, host, gen)
 	err = s.store.SetNodeToken(r.Context(), host, gen, inventory.HashToken(token))
 	s.cache.invalidate() // cached seeds carry the old token
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	s.log.Info("node token rotated", "node", host)
@@ -57,11 +49,7 @@ func (s *server) revokeNodeToken(w http.ResponseWriter, r *http.Request) {
 		err = s.store.SetNodeToken(r.Context(), host, n.TokenGen, "")
 		s.cache.invalidate()
 	}
-	if errors.Is(err, inventory.ErrNotFound) {
-		notFound(w)
-		return
-	} else if err != nil {
-		s.storeError(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	s.log.Info("node token revoked", "node", host)

@@ -21,20 +21,7 @@ var errTransferred = errors.New("dqlite: leadership transferred")
 func (s *Store) RemoveMember(ctx context.Context, idOrAddress string) (inventory.Member, error) {
 	var out inventory.Member
 	tried := false
-	err := s.retry(ctx, func(ctx context.Context) error {
-		cli, err := s.app.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		leader, err := cli.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		nodes, err := cli.Cluster(ctx)
-		if err != nil {
-			return err
-		}
+	err := s.onLeader(ctx, func(ctx context.Context, cli *client.Client, leader *client.NodeInfo, nodes []client.NodeInfo) error {
 		target, ok := findMember(nodes, idOrAddress)
 		if !ok {
 			if tried { // an earlier attempt went through before its answer was lost
@@ -68,6 +55,28 @@ func (s *Store) RemoveMember(ctx context.Context, idOrAddress string) (inventory
 		return cli.Remove(ctx, target.ID)
 	})
 	return out, err
+}
+
+// onLeader runs op, retried, with a client of the current leader, the
+// leader itself and the configuration it holds.
+func (s *Store) onLeader(ctx context.Context,
+	op func(ctx context.Context, cli *client.Client, leader *client.NodeInfo, nodes []client.NodeInfo) error) error {
+	return s.retry(ctx, func(ctx context.Context) error {
+		cli, err := s.app.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		leader, err := cli.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		nodes, err := cli.Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		return op(ctx, cli, leader, nodes)
+	})
 }
 
 // findMember matches a raft ID (decimal or 0x-hex) or an address.

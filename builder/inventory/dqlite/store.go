@@ -183,20 +183,7 @@ func (s *Store) Address() string { return s.app.Address() }
 // Members lists the cluster as the leader sees it.
 func (s *Store) Members(ctx context.Context) ([]inventory.Member, error) {
 	var out []inventory.Member
-	err := s.retry(ctx, func(ctx context.Context) error {
-		cli, err := s.app.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		leader, err := cli.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		nodes, err := cli.Cluster(ctx)
-		if err != nil {
-			return err
-		}
+	err := s.onLeader(ctx, func(ctx context.Context, _ *client.Client, leader *client.NodeInfo, nodes []client.NodeInfo) error {
 		out = out[:0]
 		for _, n := range nodes {
 			out = append(out, inventory.Member{ID: n.ID, Address: n.Address, Role: n.Role.String(),
