@@ -1,7 +1,6 @@
 package dqlite
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -12,13 +11,7 @@ import (
 // TestEventBatchRetriedOnce replays a batch whose commit was applied, as a
 // retry after a lost acknowledgement does: nothing is stored twice.
 func TestEventBatchRetriedOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := Open(ctx, Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s, ctx := openLone(t)
 	var batch []*pendingEvent
 	for i := range maxBatch {
 		batch = append(batch, &pendingEvent{uid: newUID(),

@@ -8,13 +8,7 @@ import (
 )
 
 func TestMigrate(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := Open(ctx, Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s, ctx := openLone(t)
 	// Open migrated already; running again is a no-op.
 	if err := migrate(ctx, s.db); err != nil {
 		t.Fatalf("second migrate: %v", err)
@@ -35,13 +29,7 @@ func TestMigrate(t *testing.T) {
 // TestMigrateFromV1 upgrades a database holding version 1 data: nodes keep
 // token generation 0 (their tokens stay valid) and admin tokens stay active.
 func TestMigrateFromV1(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := Open(ctx, Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s, ctx := openLone(t)
 	db, err := s.app.Open(ctx, "v1.db")
 	if err != nil {
 		t.Fatal(err)
@@ -91,3 +79,19 @@ func TestClassify(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// openLone opens a lone store in a temporary directory for the test's
+// lifetime; ctx ends with the test, or after a minute.
+func openLone(t *testing.T) (*Store, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, err := Open(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close(context.Background())
+		cancel()
+	})
+	return s, ctx
+}
