@@ -19,6 +19,9 @@ type decoder struct {
 	// where its effective value came from (the last layer that set it).
 	origin map[string]origin
 	prefix string // spec path of the layer being decoded ("", "roles.agent.", "nodes[1].")
+	// work counts the values decoded for the whole site, over every layer of
+	// every node; nil means no limit.
+	work *int
 }
 
 type origin struct {
@@ -42,8 +45,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+	if d.work != nil {
+		if *d.work++; *d.work == maxWork {
+			d.r.add(posOf(n), d.prefix+path, "the site is too large to check: its nodes' settings hold more than %d values in all; move settings from the top of the file to the roles or nodes that need them", maxWork)
+		}
+		if *d.work >= maxWork {
+			return
+		}
 	}
 	if d.origin != nil && path != "" {
 		d.origin[path] = origin{d.prefix + path, posOf(n)}

@@ -1,18 +1,26 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // Load reads and validates the site file at path.
 func Load(path string) (*Site, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// One byte past the limit is enough to refuse a file that is too big.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
@@ -23,16 +31,34 @@ func Load(path string) (*Site, error) {
 // It returns every problem at once as an *Error.
 func Parse(name string, data []byte) (*Site, error) {
 	r := &report{file: name}
+	if !checkBytes(r, data) {
+		return nil, r.err()
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		r.add(yamlErrorPos(err), "", "%s", yamlErrorMsg(err))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		yamlError(r, data, err)
+		return nil, r.err()
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		yamlError(r, data, err)
+		return nil, r.err()
+	default:
+		r.add(secondDoc(data, &next), "", "a second YAML document; a site file is one document (remove the '---')")
 		return nil, r.err()
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		r.add(position{1, 1}, "", "the file is empty; 'bainode init' writes an example")
 		return nil, r.err()
 	}
-	root := doc.Content[0]
+	x := &expander{r: r}
+	root := x.expand(doc.Content[0], "", 0)
+	if root == nil {
+		return nil, r.err()
+	}
 	if root.Kind != yaml.MappingNode {
 		r.add(posOf(root), "", "want a mapping at the top of the site file, got %s", describe(root))
 		return nil, r.err()
@@ -41,16 +67,21 @@ func Parse(name string, data []byte) (*Site, error) {
 	// Pass 1: the whole file, strictly, to find unknown keys and bad types
 	// and to learn where every field is.
 	site := &Site{File: name}
-	whole := &decoder{r: r, origin: map[string]origin{}}
+	l := &loader{r: r, site: site, root: root}
+	whole := &decoder{r: r, origin: map[string]origin{}, work: &l.work}
 	whole.decode(root, reflect.ValueOf(site).Elem(), "")
-	l := &loader{r: r, site: site, pos: whole.origin, root: root}
+	l.pos = whole.origin
 	l.checkHeader()
 
 	// Pass 2: each node's effective settings, layer by layer.
 	roleNodes := mapValue(root, "roles")
 	nodeSeq := mapValue(root, "nodes")
 	site.Settings = l.layer(Defaults(""), root, nil, "", nil).s
+	used := map[string]bool{}
 	for i := range site.Nodes {
+		if l.work >= maxWork {
+			break
+		}
 		n := &site.Nodes[i]
 		if n.Role == "" {
 			n.Role = "all-in-one"
@@ -69,6 +100,23 @@ func Parse(name string, data []byte) (*Site, error) {
 		eff.node = i
 		l.checkSettings(&eff)
 		n.Settings = eff.s
+		used[n.Role] = true
+	}
+	// Settings no node uses are checked all the same: a mistake in them
+	// must not wait until a node is added (or hide behind "nodes: []").
+	for _, role := range Roles {
+		if used[role] || l.work >= maxWork {
+			continue
+		}
+		var roleNode *yaml.Node
+		if roleNodes != nil {
+			roleNode = mapValue(roleNodes, role)
+		}
+		if roleNode == nil && len(site.Nodes) > 0 {
+			continue
+		}
+		eff := l.layer(Defaults(role), root, roleNode, "roles."+role+".", nil)
+		l.checkSettings(&eff)
 	}
 	l.checkNodes()
 	l.fillHosts()
@@ -83,6 +131,7 @@ type loader struct {
 	site *Site
 	pos  map[string]origin // spec path -> position, from pass 1
 	root *yaml.Node
+	work int // values decoded so far, against maxWork
 }
 
 // effective is one node's settings and where each field was set.
@@ -96,7 +145,7 @@ type effective struct {
 // order, over the defaults.
 func (l *loader) layer(def Settings, site, role *yaml.Node, rolePrefix string, node *yaml.Node) effective {
 	e := effective{s: def, origin: map[string]origin{}, node: -1}
-	d := &decoder{r: l.r, origin: e.origin}
+	d := &decoder{r: l.r, origin: e.origin, work: &l.work}
 	v := reflect.ValueOf(&e.s).Elem()
 	apply := func(m *yaml.Node, prefix string) {
 		if m == nil || m.Kind != yaml.MappingNode {
@@ -175,19 +224,13 @@ func parent(p string) string {
 	return q
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlErrorPos(err error) position {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return position{n, 1}
+// secondDoc is where a second document starts: its '---' line.
+func secondDoc(data []byte, n *yaml.Node) position {
+	lines := strings.SplitAfter(string(data), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "---") && i+1 <= max(n.Line, 1) {
+			return position{i + 1, 1}
+		}
 	}
-	return position{}
-}
-
-func yamlErrorMsg(err error) string {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		return "not valid YAML: " + m[2]
-	}
-	return "not valid YAML: " + err.Error()
+	return position{max(n.Line, 1), max(n.Column, 1)}
 }
