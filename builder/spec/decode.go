@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -90,9 +92,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			v.SetMapIndex(reflect.ValueOf(k.Value), ev)
 		}
 	case reflect.Interface:
-		var x any
-		if err := n.Decode(&x); err != nil {
-			d.r.add(posOf(n), full, "%v", err)
+		x, ok := d.jsonValue(n, full)
+		if !ok {
 			return
 		}
 		v.Set(reflect.ValueOf(&x).Elem())
@@ -245,4 +246,74 @@ func distance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// jsonValue reads a free-form value (docker.daemon_json) as what JSON can
+// hold: objects with string keys, arrays, strings, finite numbers, booleans
+// and null. A value JSON cannot hold is a problem here, with its position,
+// not a failure at render time.
+func (d *decoder) jsonValue(n *yaml.Node, path string) (any, bool) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		ok := true
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			kp := join(path, k.Value)
+			if secretKey(k.Value) {
+				d.r.add(posOf(k), kp, "looks like a secret; daemon.json is readable by every user of the node. Registry logins belong in images.registries, which bainode writes to a 0600 file")
+				ok = false
+				continue
+			}
+			x, good := d.jsonValue(v, kp)
+			ok = ok && good
+			m[k.Value] = x
+		}
+		return m, ok
+	case yaml.SequenceNode:
+		a := make([]any, len(n.Content))
+		ok := true
+		for i, c := range n.Content {
+			x, good := d.jsonValue(c, fmt.Sprintf("%s[%d]", path, i))
+			ok = ok && good
+			a[i] = x
+		}
+		return a, ok
+	case yaml.ScalarNode:
+	default:
+		d.r.add(posOf(n), path, "want a JSON value, got %s", describe(n))
+		return nil, false
+	}
+	var x any
+	switch n.Tag {
+	case "!!str", "!!null", "!!bool", "!!int", "!!float":
+		if err := n.Decode(&x); err != nil {
+			d.r.add(posOf(n), path, "%q cannot be read: %v", n.Value, err)
+			return nil, false
+		}
+	default:
+		d.r.add(posOf(n), path, "%s values have no JSON form; quote the value to make it a string", n.Tag)
+		return nil, false
+	}
+	if f, isF := x.(float64); isF && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		d.r.add(posOf(n), path, "%q has no JSON form; JSON numbers are finite", n.Value)
+		return nil, false
+	}
+	if _, err := json.Marshal(x); err != nil {
+		d.r.add(posOf(n), path, "%q has no JSON form: %v", n.Value, err)
+		return nil, false
+	}
+	return x, true
+}
+
+// secretKey tells daemon.json keys that name a credential. Docker's own
+// keys never do ("authorization-plugins" names plugins, not a secret).
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"password", "passwd", "secret", "token", "credential", "apikey", "api_key", "api-key", "private_key", "private-key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return k == "auth" || k == "auths" || k == "authorization" || k == "credsstore" || k == "credhelpers"
 }

@@ -123,6 +123,7 @@ func Parse(name string, data []byte) (*Site, error) {
 	if err := r.err(); err != nil {
 		return nil, err
 	}
+	site.Warnings = r.warnings()
 	return site, nil
 }
 

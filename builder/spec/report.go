@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -9,11 +10,28 @@ import (
 // Problem is one error in a site file, pointed at by file, line, column and
 // the field's path in the spec (nodes[2].ip).
 type Problem struct {
-	File   string
-	Line   int
-	Column int
-	Path   string
-	Msg    string
+	File     string
+	Line     int
+	Column   int
+	Path     string
+	Msg      string
+	Severity Severity
+}
+
+// Severity tells an error, which stops the site from loading, from a
+// warning, which does not (unless the caller is strict).
+type Severity int
+
+const (
+	SeverityError Severity = iota
+	SeverityWarning
+)
+
+func (s Severity) String() string {
+	if s == SeverityWarning {
+		return "warning"
+	}
+	return "error"
 }
 
 func (p Problem) String() string {
@@ -23,6 +41,9 @@ func (p Problem) String() string {
 		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
 	}
 	b.WriteString(": ")
+	if p.Severity == SeverityWarning {
+		b.WriteString("warning: ")
+	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
 		b.WriteString(": ")
@@ -52,7 +73,14 @@ type report struct {
 }
 
 func (r *report) add(pos position, path, format string, a ...any) {
-	p := Problem{File: r.file, Line: pos.line, Column: pos.col, Path: path, Msg: fmt.Sprintf(format, a...)}
+	r.put(Problem{File: r.file, Line: pos.line, Column: pos.col, Path: path, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (r *report) warn(pos position, path, format string, a ...any) {
+	r.put(Problem{File: r.file, Line: pos.line, Column: pos.col, Path: path, Msg: fmt.Sprintf(format, a...), Severity: SeverityWarning})
+}
+
+func (r *report) put(p Problem) {
 	key := p.String()
 	if r.seen == nil {
 		r.seen = map[string]bool{}
@@ -64,10 +92,18 @@ func (r *report) add(pos position, path, format string, a ...any) {
 	r.problems = append(r.problems, p)
 }
 
+// err returns every problem, warnings included, when there is an error.
 func (r *report) err() error {
-	if len(r.problems) == 0 {
+	if !slices.ContainsFunc(r.problems, func(p Problem) bool { return p.Severity == SeverityError }) {
 		return nil
 	}
+	return &Error{Problems: r.sorted()}
+}
+
+// warnings returns the warnings, when there is no error.
+func (r *report) warnings() []Problem { return r.sorted() }
+
+func (r *report) sorted() []Problem {
 	ps := append([]Problem(nil), r.problems...)
 	sort.SliceStable(ps, func(i, j int) bool {
 		if ps[i].Line != ps[j].Line {
@@ -75,7 +111,7 @@ func (r *report) err() error {
 		}
 		return ps[i].Column < ps[j].Column
 	})
-	return &Error{Problems: ps}
+	return ps
 }
 
 type position struct{ line, col int }

@@ -29,6 +29,9 @@ type Site struct {
 
 	// File is the path the site was read from, for messages.
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the site from loading; a
+	// strict caller treats them as errors.
+	Warnings []Problem `yaml:"-"`
 }
 
 // SeedOptions choose the NoCloud seed image format.

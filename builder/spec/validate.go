@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,19 +11,25 @@ import (
 )
 
 var (
-	reHostname = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-	reUser     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	reSHA512   = regexp.MustCompile(`^\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$`)
-	reSSHKey   = regexp.MustCompile(`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
-	reSysctl   = regexp.MustCompile(`^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$`)
-	rePyVer    = regexp.MustCompile(`^3\.[0-9]+\.[0-9]+$`)
-	reRelease  = regexp.MustCompile(`^[0-9]{8}$`)
-	reName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	reDriver   = regexp.MustCompile(`^[0-9]{3}$`)
-	reCUDA     = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
-	reHex64    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	reImage    = regexp.MustCompile(`^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$`)
-	reAptPin   = regexp.MustCompile(`^[A-Za-z0-9.+:~_-]+$`)
+	reHostname  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	reUser      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	reSHA512    = regexp.MustCompile(`^\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$`)
+	reSSHKey    = regexp.MustCompile(`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
+	reSysctl    = regexp.MustCompile(`^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$`)
+	rePyVer     = regexp.MustCompile(`^3\.[0-9]+\.[0-9]+$`)
+	reRelease   = regexp.MustCompile(`^[0-9]{8}$`)
+	reName      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	reDriver    = regexp.MustCompile(`^[0-9]{3}$`)
+	reCUDA      = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+	reHex64     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	reImage     = regexp.MustCompile(`^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$`)
+	reAptPin    = regexp.MustCompile(`^[A-Za-z0-9.+:~_-]+$`)
+	reShell     = regexp.MustCompile(`^/[A-Za-z0-9._+/-]*[A-Za-z0-9]$`)
+	reExport    = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+	reMountOpts = regexp.MustCompile(`^[A-Za-z0-9_.=:/+-]+(,[A-Za-z0-9_.=:/+-]+)*$`)
+	reRegistry  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
+	reRegUser   = regexp.MustCompile(`^[A-Za-z0-9._@+-]+$`)
+	reLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 )
 
 // nrOpen is the kernel's default fs.nr_open; pam_limits cannot raise nofile
@@ -77,11 +82,11 @@ func (l *loader) checkNodes() {
 		bad := func(field, format string, a ...any) {
 			l.r.add(l.at(p+"."+field), p+"."+field, format, a...)
 		}
-		switch {
+		switch why := hostnameProblem(n.Hostname); {
 		case n.Hostname == "":
 			bad("hostname", "missing")
-		case !reHostname.MatchString(n.Hostname):
-			bad("hostname", "%q is not a valid host name (lower-case letters, digits and '-')", n.Hostname)
+		case why != "":
+			bad("hostname", "%q %s", short(n.Hostname), why)
 		case hosts[n.Hostname] != "":
 			bad("hostname", "%q is also %s", n.Hostname, hosts[n.Hostname])
 		default:
@@ -95,23 +100,34 @@ func (l *loader) checkNodes() {
 			bad("target", "%q is not a target; want one of %s", n.Target, strings.Join(Targets, ", "))
 		}
 		for j, a := range n.Aliases {
-			if !reHostname.MatchString(a) {
-				bad(fmt.Sprintf("aliases[%d]", j), "%q is not a valid host name", a)
+			if why := hostnameProblem(a); why != "" {
+				bad(fmt.Sprintf("aliases[%d]", j), "%q %s", short(a), why)
 			}
 		}
 		if n.MAC != "" {
 			hw, err := net.ParseMAC(n.MAC)
-			if err != nil || len(hw) != 6 {
+			switch {
+			case err != nil || len(hw) != 6:
 				bad("mac", "%q is not a MAC address (want aa:bb:cc:dd:ee:ff)", n.MAC)
-			} else if n.MAC = hw.String(); macs[n.MAC] != "" {
-				bad("mac", "%s is also %s", n.MAC, macs[n.MAC])
-			} else {
+			case hw[0]&1 == 1:
+				bad("mac", "%s is a multicast address (the first octet is odd); a network card has a unicast MAC", hw)
+			case hw.String() == "00:00:00:00:00:00":
+				bad("mac", "00:00:00:00:00:00 is not a network card's MAC")
+			case macs[hw.String()] != "":
+				bad("mac", "%s is also %s", hw, macs[hw.String()])
+			default:
+				n.MAC = hw.String()
 				macs[n.MAC] = p
 			}
 		}
+		var pfx netip.Prefix
 		if n.IP != "" {
-			if pfx, err := ParseIP(n.IP); err != nil {
+			var err error
+			if pfx, err = ParseIP(n.IP); err != nil {
 				bad("ip", "%q %v", n.IP, err)
+			} else if why := hostAddrProblem(pfx); why != "" {
+				bad("ip", "%s %s", pfx.Addr(), why)
+				pfx = netip.Prefix{}
 			} else if other := ips[pfx.Addr().String()]; other != "" {
 				bad("ip", "%s is also %s", pfx.Addr(), other)
 			} else {
@@ -119,21 +135,112 @@ func (l *loader) checkNodes() {
 			}
 		}
 		if n.Gateway != "" {
-			if n.IP == "" {
+			a, err := netip.ParseAddr(n.Gateway)
+			switch {
+			case n.IP == "":
 				bad("gateway", "needs ip: a gateway only makes sense with a static address")
-			} else if a, err := netip.ParseAddr(n.Gateway); err != nil || !a.Is4() {
+			case err != nil || !a.Is4():
 				bad("gateway", "%q is not an IPv4 address", n.Gateway)
+			case !pfx.IsValid():
+			case !pfx.Masked().Contains(a):
+				bad("gateway", "gateway %s is not in %s, the node's subnet; the node could not reach it", a, pfx.Masked())
+			case a == pfx.Addr():
+				bad("gateway", "%s is the node's own address", a)
+			default:
+				if why := hostAddrProblem(netip.PrefixFrom(a, pfx.Bits())); why != "" {
+					bad("gateway", "%s %s", a, why)
+				}
 			}
+		} else if pfx.IsValid() {
+			l.r.warn(l.at(p+".ip"), p+".ip", "no gateway: the node gets no default route (fine on an isolated network)")
 		}
 		for j, d := range n.DNS {
-			if _, err := netip.ParseAddr(d); err != nil {
+			a, err := netip.ParseAddr(d)
+			switch {
+			case err != nil:
 				bad(fmt.Sprintf("dns[%d]", j), "%q is not an IP address", d)
+			case a.IsUnspecified() || a.IsMulticast():
+				bad(fmt.Sprintf("dns[%d]", j), "%s cannot be a name server", a)
 			}
 		}
-		if n.Interface != "" && !reName.MatchString(n.Interface) {
-			bad("interface", "%q is not an interface name", n.Interface)
+		if n.Interface != "" && (!reName.MatchString(n.Interface) || len(n.Interface) > 15) {
+			bad("interface", "%q is not an interface name (at most 15 of letters, digits, '.', '_' and '-')", n.Interface)
 		}
 	}
+}
+
+// hostnameProblem says why s cannot be a host name (RFC 1123), or "".
+func hostnameProblem(s string) string {
+	if len(s) > 253 {
+		return fmt.Sprintf("is %d characters long; a host name has at most 253", len(s))
+	}
+	labels := strings.Split(s, ".")
+	for _, lb := range labels {
+		switch {
+		case len(lb) > 63:
+			return fmt.Sprintf("has a label of %d characters; each dot-separated part has at most 63", len(lb))
+		case !reLabel.MatchString(lb):
+			return "is not a valid host name (lower-case letters, digits and '-', parts separated by '.', no '-' at either end of a part)"
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "is not a valid host name: its last part is all digits, which reads as an address"
+	}
+	return ""
+}
+
+// hostAddrProblem says why a node cannot have the address p, or "".
+func hostAddrProblem(p netip.Prefix) string {
+	a := p.Addr()
+	switch {
+	case a.IsUnspecified():
+		return "is the unspecified address"
+	case a.IsLoopback():
+		return "is a loopback address"
+	case a.IsMulticast():
+		return "is a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "is the broadcast address"
+	case p.Bits() >= 31:
+		return ""
+	case a == p.Masked().Addr():
+		return fmt.Sprintf("is the network address of %s", p.Masked())
+	case a == broadcast(p):
+		return fmt.Sprintf("is the broadcast address of %s", p.Masked())
+	}
+	return ""
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// nfsServerProblem says why s cannot be the server field of an fstab NFS
+// line, or "". An IPv6 address must be bracketed: fstab reads
+// [fd00::1]:/export, and a bare fd00::1:/export is ambiguous.
+func nfsServerProblem(s string) string {
+	switch {
+	case s == "":
+		return "is not a host name or address"
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err != nil || !a.Is6() {
+			return "is not a bracketed IPv6 address"
+		}
+		return ""
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Is6() {
+			return fmt.Sprintf("is an IPv6 address; write it in brackets, [%s], as fstab needs", s)
+		}
+		return ""
+	}
+	if why := hostnameProblem(s); why != "" {
+		return "is not a host name or address"
+	}
+	return ""
 }
 
 // ParseIP reads a node's ip: an IPv4 address with an optional /prefix
@@ -159,205 +266,7 @@ func ParseIP(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// checkSettings validates one node's effective settings. A problem is
-// reported where the offending value was written (site, role or node); a
-// problem with a default is reported at the node.
-func (l *loader) checkSettings(e *effective) {
-	nodePath := fmt.Sprintf("nodes[%d]", e.node)
-	bad := func(field, format string, a ...any) {
-		for f := field; f != ""; f = parent(f) {
-			if o, ok := e.origin[f]; ok {
-				l.r.add(o.pos, o.path+strings.TrimPrefix(field, f), format, a...)
-				return
-			}
-		}
-		l.r.add(l.at(nodePath), nodePath+"."+field, format, a...)
-	}
-	set := func(field string) bool { _, ok := e.origin[field]; return ok }
-	s := &e.s
-
-	o := s.Operator
-	if !reUser.MatchString(o.Name) {
-		bad("operator.name", "%q is not a valid user name", o.Name)
-	}
-	if o.UID < 1 || o.UID > 65533 {
-		bad("operator.uid", "%d is out of range 1-65533", o.UID)
-	}
-	if o.GID < 1 || o.GID > 65533 {
-		bad("operator.gid", "%d is out of range 1-65533", o.GID)
-	}
-	if !strings.HasPrefix(o.Shell, "/") {
-		bad("operator.shell", "%q is not an absolute path", o.Shell)
-	}
-	for i, g := range o.Groups {
-		if !reUser.MatchString(g) {
-			bad(fmt.Sprintf("operator.groups[%d]", i), "%q is not a valid group name", g)
-		}
-	}
-	if o.PasswordHash != "" && !reSHA512.MatchString(o.PasswordHash) {
-		bad("operator.password_hash", "is not a SHA-512 crypt(3) hash ($6$...); 'bainode passwd' makes one")
-	}
-	if !o.SudoNopasswd && o.PasswordHash == "" && slices.Contains(o.Groups, "sudo") {
-		bad("operator.sudo_nopasswd", "false needs password_hash: without either, %s cannot use sudo", o.Name)
-	}
-	for i, k := range o.SSHAuthorizedKeys {
-		if !reSSHKey.MatchString(strings.TrimSpace(k)) {
-			bad(fmt.Sprintf("operator.ssh_authorized_keys[%d]", i), "is not an OpenSSH public key line")
-		}
-	}
-
-	switch s.Artifacts {
-	case ArtifactsOnline, ArtifactsPayload:
-	default:
-		bad("artifacts", "%q is not an artifacts mode; want online or payload", s.Artifacts)
-	}
-
-	d := s.Docker
-	if d.Version != "" && !reAptPin.MatchString(d.Version) {
-		bad("docker.version", "%q is not an apt version", d.Version)
-	}
-	if d.Enabled {
-		checkURL(bad, "docker.repository", d.Repository)
-	}
-	if d.Compose && !d.Enabled && set("docker.compose") {
-		bad("docker.compose", "needs docker.enabled")
-	}
-
-	if s.Limits.NOFILE < 1024 || s.Limits.NOFILE > nrOpen {
-		bad("limits.nofile", "%d is out of range 1024-%d (the kernel's fs.nr_open)", s.Limits.NOFILE, nrOpen)
-	}
-	if s.Limits.NPROC < 1024 || s.Limits.NPROC > 4194304 {
-		bad("limits.nproc", "%d is out of range 1024-4194304", s.Limits.NPROC)
-	}
-	for k, v := range s.Sysctl.Set {
-		if msg := checkSysctl(k, v); msg != "" {
-			bad("sysctl.set."+k, "%s", msg)
-		}
-	}
-
-	p := s.Python
-	if p.Enabled {
-		if p.BackendAI != "" {
-			if set("python.version") || set("python.release") {
-				bad("python.backendai", "conflicts with python.version/python.release: give one or the other")
-			} else if v, ok := guide.PythonByBackendAI[p.BackendAI]; !ok {
-				bad("python.backendai", "%q is not a known Backend.AI release line; want one of %s", p.BackendAI, strings.Join(BackendAIReleases(), ", "))
-			} else {
-				s.Python.Version, s.Python.Release = v[0], v[1]
-			}
-		}
-		if !rePyVer.MatchString(s.Python.Version) {
-			bad("python.version", "%q is not a CPython version like 3.12.4", s.Python.Version)
-		}
-		if !reRelease.MatchString(s.Python.Release) {
-			bad("python.release", "%q is not a python-build-standalone release tag like 20240713", s.Python.Release)
-		}
-		if p.SHA256 != "" && !reHex64.MatchString(p.SHA256) {
-			bad("python.sha256", "is not 64 lower-case hex digits")
-		}
-		if !reName.MatchString(p.Triple) {
-			bad("python.triple", "%q is not a target triple", p.Triple)
-		}
-		if !reName.MatchString(p.Flavor) {
-			bad("python.flavor", "%q is not an archive flavour", p.Flavor)
-		}
-		checkURL(bad, "python.mirror", p.Mirror)
-		checkNames(bad, "python.services", p.Services)
-	}
-
-	for i, h := range s.Hosts.Entries {
-		f := fmt.Sprintf("hosts.entries[%d]", i)
-		if a, err := netip.ParseAddr(h.IP); err != nil || !a.Is4() {
-			bad(f+".ip", "%q is not an IPv4 address", h.IP)
-		}
-		if len(h.Names) == 0 {
-			bad(f+".names", "at least one name is needed")
-		}
-		for j, n := range h.Names {
-			if !reHostname.MatchString(n) {
-				bad(fmt.Sprintf("%s.names[%d]", f, j), "%q is not a valid host name", n)
-			}
-		}
-		if strings.ContainsAny(h.Comment, "\n#") {
-			bad(f+".comment", "must be one line without '#'")
-		}
-	}
-
-	names := map[string]bool{}
-	for i, n := range s.Storage.Local {
-		f := fmt.Sprintf("storage.local[%d]", i)
-		if !reName.MatchString(n) {
-			bad(f, "%q is not a directory name under /vfroot", n)
-		} else if names[n] {
-			bad(f, "/vfroot/%s is given twice", n)
-		}
-		names[n] = true
-	}
-	for i, m := range s.Storage.NFS {
-		f := fmt.Sprintf("storage.nfs[%d]", i)
-		if !reName.MatchString(m.Name) {
-			bad(f+".name", "%q is not a directory name under /vfroot", m.Name)
-		} else if names[m.Name] {
-			bad(f+".name", "/vfroot/%s is given twice", m.Name)
-		}
-		names[m.Name] = true
-		if m.Server == "" || strings.ContainsAny(m.Server, " \t:/") && !isIP(m.Server) {
-			bad(f+".server", "%q is not a host name or address", m.Server)
-		}
-		if !strings.HasPrefix(m.Export, "/") || strings.ContainsAny(m.Export, " \t") {
-			bad(f+".export", "%q is not an absolute path", m.Export)
-		}
-		if strings.ContainsAny(m.Options, " \t") {
-			bad(f+".options", "must be one comma-separated word, as in fstab")
-		}
-	}
-
-	g := s.GPU
-	if g.Enabled {
-		if !reDriver.MatchString(g.Driver) {
-			bad("gpu.driver", "%q is not an NVIDIA driver branch like 535", g.Driver)
-		}
-		if g.CUDA != "" && !reCUDA.MatchString(g.CUDA) {
-			bad("gpu.cuda", "%q is not a CUDA version like 12-2", g.CUDA)
-		}
-		if g.ToolkitVersion != "" && !reAptPin.MatchString(g.ToolkitVersion) {
-			bad("gpu.toolkit_version", "%q is not an apt version", g.ToolkitVersion)
-		}
-		if g.Toolkit && !d.Enabled {
-			bad("gpu.toolkit", "needs docker.enabled: the toolkit configures Docker's runtime")
-		}
-	}
-
-	for i, img := range s.Images.Pull {
-		if !reImage.MatchString(img) {
-			bad(fmt.Sprintf("images.pull[%d]", i), "%q is not an image reference", img)
-		}
-	}
-	if len(s.Images.Pull) > 0 && !d.Enabled {
-		bad("images.pull", "needs docker.enabled to pull images")
-	}
-	for i, ra := range s.Images.Registries {
-		f := fmt.Sprintf("images.registries[%d]", i)
-		if ra.Registry == "" || strings.ContainsAny(ra.Registry, " /\t") {
-			bad(f+".registry", "%q is not a registry host", ra.Registry)
-		}
-		if ra.Username == "" {
-			bad(f+".username", "missing")
-		}
-		if ra.Token == "" {
-			bad(f+".token", "missing")
-		}
-	}
-}
-
 func isIP(s string) bool { _, err := netip.ParseAddr(s); return err == nil }
-
-func checkURL(bad func(string, string, ...any), field, s string) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
-		bad(field, "%q is not an http(s) URL", s)
-	}
-}
 
 func checkNames(bad func(string, string, ...any), field string, names []string) {
 	seen := map[string]bool{}
