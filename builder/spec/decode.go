@@ -85,8 +85,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
+		free := v.Type().Elem().Kind() == reflect.Interface
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
+			if free && secretKey(k.Value) {
+				d.r.add(posOf(k), d.prefix+join(path, k.Value), secretMsg)
+				continue
+			}
 			ev := reflect.New(v.Type().Elem()).Elem()
 			d.decode(val, ev, join(path, k.Value))
 			v.SetMapIndex(reflect.ValueOf(k.Value), ev)
@@ -122,6 +127,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
+		if !ok && full == "" && strings.HasPrefix(k.Value, "x-") {
+			continue // an extension key at the top: a place for &anchors
+		}
 		if !ok {
 			if plaintextKeys[k.Value] {
 				d.r.add(posOf(k), kp, "plaintext passwords are not accepted; run 'bainode passwd' and put the hash in password_hash")
@@ -261,7 +269,7 @@ func (d *decoder) jsonValue(n *yaml.Node, path string) (any, bool) {
 			k, v := n.Content[i], n.Content[i+1]
 			kp := join(path, k.Value)
 			if secretKey(k.Value) {
-				d.r.add(posOf(k), kp, "looks like a secret; daemon.json is readable by every user of the node. Registry logins belong in images.registries, which bainode writes to a 0600 file")
+				d.r.add(posOf(k), kp, secretMsg)
 				ok = false
 				continue
 			}
@@ -305,6 +313,8 @@ func (d *decoder) jsonValue(n *yaml.Node, path string) (any, bool) {
 	}
 	return x, true
 }
+
+const secretMsg = "looks like a secret; daemon.json is readable by every user of the node. Registry logins belong in images.registries, which bainode writes to a 0600 file"
 
 // secretKey tells daemon.json keys that name a credential. Docker's own
 // keys never do ("authorization-plugins" names plugins, not a secret).

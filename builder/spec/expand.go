@@ -43,7 +43,7 @@ func (x *expander) expand(n *yaml.Node, path string, depth int) *yaml.Node {
 		}
 	case yaml.ScalarNode:
 		if c, bad := badRune(n.Value); bad {
-			x.r.add(posOf(alias), path, "holds %s; a site value must be printable text on one line", runeName(c))
+			x.r.taint(posOf(alias), path, "holds %s; a site value must be printable text on one line", runeName(c))
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -82,7 +82,7 @@ func (x *expander) mapping(n, out *yaml.Node, path string, depth int) bool {
 		}
 		kp := join(path, k.Value)
 		if c, bad := badRune(k.Value); bad {
-			x.r.add(posOf(k), kp, "the key holds %s", runeName(c))
+			x.r.taint(posOf(k), kp, "the key holds %s", runeName(c))
 		}
 		if f, dup := first[k.Value]; dup {
 			x.r.add(posOf(k), kp, "key given twice; it is also at line %d column %d", f.Line, f.Column)

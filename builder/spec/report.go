@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -70,6 +71,19 @@ type report struct {
 	file     string
 	seen     map[string]bool
 	problems []Problem
+	// tainted are the positions and paths of values that hold a control
+	// character: that one problem says enough about them.
+	tainted map[any]bool
+}
+
+// taint reports a value that holds a control character, and keeps the
+// checks that follow from repeating it in their own words.
+func (r *report) taint(pos position, path, format string, a ...any) {
+	r.add(pos, path, format, a...)
+	if r.tainted == nil {
+		r.tainted = map[any]bool{}
+	}
+	r.tainted[pos], r.tainted[path] = true, true
 }
 
 func (r *report) add(pos position, path, format string, a ...any) {
@@ -81,6 +95,10 @@ func (r *report) warn(pos position, path, format string, a ...any) {
 }
 
 func (r *report) put(p Problem) {
+	if r.tainted[position{p.Line, p.Column}] || r.tainted[p.Path] {
+		return
+	}
+	p.Path = printable(p.Path)
 	key := p.String()
 	if r.seen == nil {
 		r.seen = map[string]bool{}
@@ -90,6 +108,15 @@ func (r *report) put(p Problem) {
 	}
 	r.seen[key] = true
 	r.problems = append(r.problems, p)
+}
+
+// printable escapes the control characters of a path: a key may hold one.
+func printable(s string) string {
+	if _, bad := badRune(s); !bad {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // err returns every problem, warnings included, when there is an error.
