@@ -48,10 +48,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		n = n.Content[0]
 	}
 	if d.work != nil {
-		if *d.work++; *d.work == maxWork {
-			d.r.add(posOf(n), d.prefix+path, "the site is too large to check: its nodes' settings hold more than %d values in all; move settings from the top of the file to the roles or nodes that need them", maxWork)
-		}
-		if *d.work >= maxWork {
+		if *d.work++; *d.work > maxWork {
+			if *d.work == maxWork+1 {
+				d.r.problems = nil // this one problem replaces the rest: they are artefacts of stopping
+				d.r.add(posOf(n), d.prefix+path, "the site is too large to check: its nodes' settings hold more than %d values in all; move settings from the top of the file to the roles or nodes that need them", maxWork)
+			}
 			return
 		}
 	}

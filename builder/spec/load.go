@@ -79,7 +79,7 @@ func Parse(name string, data []byte) (*Site, error) {
 	site.Settings = l.layer(Defaults(""), root, nil, "", nil).s
 	used := map[string]bool{}
 	for i := range site.Nodes {
-		if l.work >= maxWork {
+		if l.work > maxWork {
 			break
 		}
 		n := &site.Nodes[i]
@@ -97,6 +97,9 @@ func Parse(name string, data []byte) (*Site, error) {
 			self = nodeSeq.Content[i]
 		}
 		eff := l.layer(Defaults(n.Role), root, roleNode, "roles."+n.Role+".", self)
+		if l.work > maxWork {
+			break
+		}
 		eff.node = i
 		l.checkSettings(&eff)
 		n.Settings = eff.s
@@ -105,7 +108,7 @@ func Parse(name string, data []byte) (*Site, error) {
 	// Settings no node uses are checked all the same: a mistake in them
 	// must not wait until a node is added (or hide behind "nodes: []").
 	for _, role := range Roles {
-		if used[role] || l.work >= maxWork {
+		if used[role] || l.work > maxWork {
 			continue
 		}
 		var roleNode *yaml.Node
@@ -116,7 +119,13 @@ func Parse(name string, data []byte) (*Site, error) {
 			continue
 		}
 		eff := l.layer(Defaults(role), root, roleNode, "roles."+role+".", nil)
+		if l.work > maxWork {
+			break
+		}
 		l.checkSettings(&eff)
+	}
+	if l.work > maxWork {
+		return nil, r.err()
 	}
 	l.checkNodes()
 	l.fillHosts()
