@@ -52,6 +52,8 @@ func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "site.yaml")
 	os.WriteFile(bad, []byte("version: 1\nnodes:\n  - hostname: a\n    ip: 10.0.0.300\n"), 0o644)
+	warn := filepath.Join(dir, "warn.yaml")
+	os.WriteFile(warn, []byte("version: 1\noperator: {uid: 500}\nnodes: [{hostname: a}]\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -61,6 +63,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"validate", "--example", "cluster"}, 0, "3 node(s)"},
 		{[]string{"validate", "--config", bad}, 2, `site.yaml:4:9: nodes[0].ip: "10.0.0.300" is not an IPv4 address`},
 		{[]string{"validate", "--config", filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
+		{[]string{"validate", "--config", warn}, 0, "warn.yaml:2:17: warning: operator.uid: 500 is in the system range"},
+		{[]string{"validate", "--strict", "--config", warn}, 2, "warn.yaml:2:17: warning: operator.uid"},
 		{[]string{"validate", "--example", "nope"}, 2, `no built-in example "nope"`},
 		{[]string{"render", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"render", "--target", "ubuntu-18.04"}, 2, "--target"},
