@@ -126,6 +126,25 @@ func yamlError(r *report, data []byte, err error) {
 		if i := strings.IndexFunc(strings.TrimLeft(line, " "), func(c rune) bool { return strings.ContainsRune("@`\t%", c) }); i >= 0 {
 			at.col = len(line) - len(strings.TrimLeft(line, " ")) + i + 1
 		}
+	case text == "found unexpected end of stream":
+		if i := strings.IndexAny(line, "\"'"); i >= 0 {
+			at.col = runeCol(line, i)
+			text = "a quoted string that starts here is never closed"
+		}
+	case text == "did not find expected ',' or ']'", text == "did not find expected ',' or '}'":
+		open := "["
+		if strings.HasSuffix(text, "'}'") {
+			open = "{"
+		}
+		if i := strings.Index(line, open); i >= 0 {
+			at.col = runeCol(line, i)
+			text += fmt.Sprintf(" (the %s that starts here is not closed, or a value in it needs quotes)", open)
+		}
+	case text == "found unknown escape character":
+		if i := strings.Index(line, "\\"); i >= 0 {
+			at.col = runeCol(line, i)
+			text += " (in double quotes a backslash starts an escape; use single quotes for a literal \\)"
+		}
 	case at.col == 1 && line != "":
 		at.col = len(line) - len(strings.TrimLeft(line, " ")) + 1
 	}
