@@ -145,7 +145,8 @@ func yamlError(r *report, data []byte, err error) {
 			at.col = runeCol(line, i)
 			text += " (in double quotes a backslash starts an escape; use single quotes for a literal \\)"
 		}
-	case at.col == 1 && line != "":
+	}
+	if at.col == 1 && line != "" {
 		at.col = len(line) - len(strings.TrimLeft(line, " ")) + 1
 	}
 	r.add(at, "", "not valid YAML: %s", text)
