@@ -132,6 +132,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue // an extension key at the top: a place for &anchors
 		}
 		if !ok {
+			if k.Value == "<<" {
+				d.r.add(posOf(k), kp, "a quoted \"<<\" is an ordinary key; write << without quotes to merge a mapping")
+				continue
+			}
 			if plaintextKeys[k.Value] {
 				d.r.add(posOf(k), kp, "plaintext passwords are not accepted; run 'bainode passwd' and put the hash in password_hash")
 				continue
@@ -231,7 +235,9 @@ func suggest(key string, fields map[string][]int) string {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
+	// A key with nothing in common with any known key ("<<" and "ip") gets
+	// no suggestion.
+	if best == "" || bestD >= len(key) {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
