@@ -193,3 +193,25 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Values near the rules' edges that real sites use must still load.
+func TestEdgesAccepted(t *testing.T) {
+	src := `version: 1
+x-notes: anything, for anchors
+docker:
+  daemon_json:
+    authorization-plugins: [authz-broker]
+    log-opts: {max-size: 10m}
+    default-ulimits: {nofile: {Name: nofile, Hard: 65536, Soft: 65536}}
+images:
+  registries: [{registry: "nvcr.io", username: "$oauthtoken", token: "nvapi-AbC_123=="}]
+storage:
+  nfs: [{name: v6, server: "[fd00::10]", export: /srv/vfroot, options: "rw,hard,vers=4.2"}]
+nodes:
+  - {hostname: bai-p2p, ip: 10.9.9.0/31, gateway: 10.9.9.1}
+  - {hostname: bai-a1.site-01.example, mac: "52:54:00:12:34:56", ip: 10.20.30.21/24, gateway: 10.20.30.1, dns: ["fd00::53", 10.20.30.53]}
+`
+	if _, err := spec.Parse("edges.yaml", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+}

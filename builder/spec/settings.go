@@ -259,7 +259,7 @@ func (c *settingsCheck) images() {
 		if ra.Username == "" {
 			c.bad(f+".username", "missing")
 		} else if !reRegUser.MatchString(ra.Username) {
-			c.bad(f+".username", "%q is not a registry user name (letters, digits and . _ @ + - only)", short(ra.Username))
+			c.bad(f+".username", "%q is not a registry user name (letters, digits and . _ @ + $ - only)", short(ra.Username))
 		}
 		// The token is a secret: its problems never quote it.
 		if ra.Token == "" {

@@ -28,7 +28,7 @@ var (
 	reExport    = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
 	reMountOpts = regexp.MustCompile(`^[A-Za-z0-9_.=:/+-]+(,[A-Za-z0-9_.=:/+-]+)*$`)
 	reRegistry  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
-	reRegUser   = regexp.MustCompile(`^[A-Za-z0-9._@+-]+$`)
+	reRegUser   = regexp.MustCompile(`^[A-Za-z0-9._@+$-]+$`)
 	reLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 )
 
