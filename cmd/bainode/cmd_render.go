@@ -103,6 +103,7 @@ Examples:
 // node's error is returned once the nodes in progress are finished.
 func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.Renderer, format *seed.Format) error {
 	out := c.String("output")
+	defer removeScratchOnSignal()()
 	type result struct {
 		warnings []string
 		line     string
