@@ -25,10 +25,6 @@ import (
 // Prefix names scratch directories; a sweep removes the unlocked ones.
 const Prefix = ".bainode-tmp-"
 
-// newPrefix names a scratch directory before it is locked, so a sweep never
-// sees it unlocked.
-const newPrefix = ".bainode-new-"
-
 // Scratch is a private directory for building one file.
 type Scratch struct {
 	Dir  string
@@ -48,38 +44,57 @@ var ErrStopping = errors.New("stopping: scratch directories removed")
 // the stale ones that killed runs left there.
 func NewScratch(dir string) (*Scratch, error) {
 	Sweep(dir)
-	d, err := os.MkdirTemp(dir, newPrefix) // 0700
+	for try := 0; ; try++ {
+		s, err := lockedDir(dir)
+		if err == errSwept && try < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		active.Lock()
+		defer active.Unlock()
+		if active.closed {
+			s.remove()
+			return nil, ErrStopping
+		}
+		if active.dirs == nil {
+			active.dirs = map[*Scratch]bool{}
+		}
+		active.dirs[s] = true
+		return s, nil
+	}
+}
+
+var errSwept = errors.New("scratch directory swept before it was locked")
+
+// lockedDir makes and locks a scratch directory. Another process's sweep may
+// remove it between the mkdir and the lock; that shows as a path that no
+// longer names the locked directory, and the caller tries again.
+func lockedDir(dir string) (*Scratch, error) {
+	d, err := os.MkdirTemp(dir, Prefix) // 0700
 	if err != nil {
 		return nil, err
 	}
 	lock, err := os.Open(d)
 	if err != nil {
-		os.Remove(d)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errSwept
+		}
 		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		lock.Close()
 		os.Remove(d)
 		return nil, fmt.Errorf("lock %s: %w", d, err)
 	}
-	final := filepath.Join(dir, Prefix+strings.TrimPrefix(filepath.Base(d), newPrefix))
-	if err := os.Rename(d, final); err != nil {
+	held, err1 := lock.Stat()
+	now, err2 := os.Stat(d)
+	if err1 != nil || err2 != nil || !os.SameFile(held, now) {
 		lock.Close()
-		os.Remove(d)
-		return nil, err
+		return nil, errSwept
 	}
-	s := &Scratch{Dir: final, lock: lock}
-	active.Lock()
-	defer active.Unlock()
-	if active.closed {
-		s.remove()
-		return nil, ErrStopping
-	}
-	if active.dirs == nil {
-		active.dirs = map[*Scratch]bool{}
-	}
-	active.dirs[s] = true
-	return s, nil
+	return &Scratch{Dir: d, lock: lock}, nil
 }
 
 func (s *Scratch) remove() {
@@ -148,6 +163,12 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	tmp := filepath.Join(s.Dir, "file")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
+		return err
+	}
+	// Under a strict umask (bainode seed sets 077) a public file is widened
+	// to its mode here, before its first byte.
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/lablup/bainode/builder/atomicfile"
@@ -33,4 +35,22 @@ func removeScratchOnSignal() func() {
 		}
 	}()
 	return func() { signal.Stop(ch); close(done) }
+}
+
+// mkdirPublic is os.MkdirAll with 0755 directories whatever the umask: they
+// hold no secret themselves (the files in them carry their own modes).
+func mkdirPublic(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := mkdirPublic(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
