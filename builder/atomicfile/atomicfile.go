@@ -44,6 +44,12 @@ var ErrStopping = errors.New("stopping: scratch directories removed")
 // the stale ones that killed runs left there.
 func NewScratch(dir string) (*Scratch, error) {
 	Sweep(dir)
+	// Made under the lock, so once RemoveAll has run no new one appears.
+	active.Lock()
+	defer active.Unlock()
+	if active.closed {
+		return nil, ErrStopping
+	}
 	for try := 0; ; try++ {
 		s, err := lockedDir(dir)
 		if err == errSwept && try < 10 {
@@ -51,12 +57,6 @@ func NewScratch(dir string) (*Scratch, error) {
 		}
 		if err != nil {
 			return nil, err
-		}
-		active.Lock()
-		defer active.Unlock()
-		if active.closed {
-			s.remove()
-			return nil, ErrStopping
 		}
 		if active.dirs == nil {
 			active.dirs = map[*Scratch]bool{}
@@ -98,7 +98,14 @@ func lockedDir(dir string) (*Scratch, error) {
 }
 
 func (s *Scratch) remove() {
-	os.RemoveAll(s.Dir)
+	// A worker may still be creating files in it (on a signal): move it
+	// away first so paths under s.Dir stop resolving, then remove it.
+	gone := s.Dir + "-gone"
+	if os.Rename(s.Dir, gone) != nil {
+		gone = s.Dir
+	}
+	for i := 0; i < 5 && os.RemoveAll(gone) != nil; i++ {
+	}
 	s.lock.Close()
 }
 
@@ -160,7 +167,9 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	defer s.Close()
-	tmp := filepath.Join(s.Dir, "file")
+	// Named like the target, so a watcher can tell what it holds.
+	name := filepath.Base(path)
+	tmp := filepath.Join(s.Dir, name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
@@ -178,5 +187,5 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return s.Commit("file", path)
+	return s.Commit(name, path)
 }
