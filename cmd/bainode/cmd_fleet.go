@@ -19,7 +19,7 @@ import (
 // The fleet commands talk to bainoded's admin API. bainode itself stays
 // pure Go: builder/fleet is a plain HTTP client.
 
-const fleetDefaultServer = "http://127.0.0.1:8080"
+const fleetDefaultServer = "http://127.0.0.1:8081" // bainoded's default --admin-listen
 
 func init() {
 	register(fleetUsageErrors(&cli.Command{
