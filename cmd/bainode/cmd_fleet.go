@@ -114,7 +114,7 @@ the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
 variable: a --token on the command line is visible to other users in ps.
 
 Examples:
-  BAINODE_SERVER=http://10.0.0.1:8080 bainode status --token-file admin.token
+  BAINODE_SERVER=https://10.0.0.1:8081 bainode status --token-file admin.token
   bainode status --watch --interval 5s`,
 		Flags: fleetFlags(fleetJSONFlag,
 			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
