@@ -1,6 +1,6 @@
-# bainode: `make run` and `make test` do all the setup on a fresh Debian 12
-# machine with Go (run them as root, or with sudo available, so that missing
-# packages can be installed with apt-get).
+# bainode: `make run` needs nothing but Go (it builds only the static bainode);
+# `make test` does all its own setup on a fresh Debian 12 machine with Go (run
+# it as root, or with sudo available, so that apt-get can install packages).
 
 GO      ?= go
 BIN     := bin
@@ -22,17 +22,24 @@ APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
 	ca-certificates
 
-.PHONY: all build run test deps vet unit fuzz bench clean
+.PHONY: all build bainoded run test deps vet unit fuzz bench clean FORCE
 
 all: build
 
-build:
+build: $(BIN)/bainode bainoded
+
+# bainode is static pure Go: it needs nothing but Go.
+$(BIN)/bainode: FORCE
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/bainode ./cmd/bainode
-	@if [ -d cmd/bainoded ]; then CGO_ENABLED=1 $(GO) build -tags $(DQLITE_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/bainoded ./cmd/bainoded; fi
+
+# bainoded links libdqlite (cgo): `make deps` installs it.
+bainoded:
+	CGO_ENABLED=1 $(GO) build -tags $(DQLITE_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/bainoded ./cmd/bainoded
 
 # The main job on the built-in example site, offline: a directory of
-# cloud-init files and a NoCloud seed per node under ./out.
-run: build
+# cloud-init files and a NoCloud seed per node under ./out. It builds only
+# the static bainode, so Go is all it needs.
+run: $(BIN)/bainode
 	$(BIN)/bainode validate
 	$(BIN)/bainode seed -o out
 	@echo "seeds and cloud-init files are in ./out"
@@ -62,6 +69,8 @@ test: deps build vet unit fuzz
 
 bench: deps build
 	bash scripts/bench.sh
+
+FORCE:
 
 clean:
 	rm -rf $(BIN) out

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 
-	diskfs "github.com/diskfs/go-diskfs"
+	"os"
+
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 )
@@ -34,22 +35,18 @@ func WriteFAT(path string, files fs.FS) error {
 	if size > fatMax {
 		return fmt.Errorf("%s: %d bytes of seed files do not fit a FAT12 seed; use the iso format", path, need)
 	}
-	return atomically(path, func(tmp string) error { return writeFAT(tmp, ents, size) })
+	return atomically(path, func(img *os.File, _ string) error { return writeFAT(img, ents, size) })
 }
 
-func writeFAT(path string, ents []entry, size int64) error {
-	d, err := diskfs.Create(path, size, diskfs.SectorSizeDefault)
+func writeFAT(img *os.File, ents []entry, size int64) error {
+	d, err := create(img, size)
 	if err != nil {
 		return err
 	}
-	err = fillFAT(d, ents)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fillFAT(d, ents); err != nil {
 		return err
 	}
-	return normalizeFAT(path, Epoch())
+	return normalizeFAT(img.Name(), Epoch())
 }
 
 func fillFAT(d *disk.Disk, ents []entry) error {

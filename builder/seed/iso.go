@@ -5,9 +5,6 @@ import (
 	"io/fs"
 	"os"
 
-	"golang.org/x/sys/unix"
-
-	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -24,27 +21,20 @@ func WriteISO(path string, files fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return atomically(path, func(tmp string) error { return writeISO(tmp, ents) })
+	return atomically(path, func(img *os.File, ws string) error { return writeISO(img, ws, ents) })
 }
 
-func writeISO(path string, ents []entry) error {
-	// go-diskfs stages files in a workspace; ours is removed afterwards.
-	ws, err := os.MkdirTemp(scratchDir(), "bainode-iso")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(ws)
-
+func writeISO(img *os.File, ws string, ents []entry) error {
 	var size int64 = 64 * 1024
 	for _, e := range ents {
 		size += int64(len(e.data)) + 2048
 	}
-	d, err := diskfs.Create(path, size, diskfs.SectorSizeDefault)
+	d, err := create(img, size)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
 	d.LogicalBlocksize = 2048
+	// go-diskfs stages files in ws, inside the private scratch directory.
 	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{FSType: filesystem.TypeISO9660, WorkDir: ws})
 	if err != nil {
 		return err
@@ -59,15 +49,5 @@ func writeISO(path string, ents []entry) error {
 	if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: ISOLabel}); err != nil {
 		return err
 	}
-	return normalizeISO(path, Epoch())
-}
-
-// scratchDir is where go-diskfs stages files: /dev/shm when there is one,
-// since creating a dozen small files per seed on a disk costs more than
-// building the seed.
-func scratchDir() string {
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && unix.Access("/dev/shm", unix.W_OK) == nil {
-		return "/dev/shm"
-	}
-	return ""
+	return normalizeISO(img.Name(), Epoch())
 }

@@ -12,7 +12,12 @@ import (
 	"strconv"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
+
+	"github.com/lablup/bainode/builder/atomicfile"
 )
 
 // Format names a seed filesystem.
@@ -109,30 +114,39 @@ func copyIn(fsys filesystem.FileSystem, ents []entry) error {
 	return nil
 }
 
-// atomically builds the image at a temporary name beside path and renames it
-// into place, so a reader never sees half a seed.
-func atomically(path string, build func(tmp string) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+// atomically builds the image in a private scratch directory beside path
+// (0700, with the image created 0600 from its first byte, since seeds carry
+// password hashes and keys) and renames it into place, so a reader never sees
+// half a seed and nobody else can read one while it is built.
+func atomically(path string, build func(img *os.File, ws string) error) error {
+	s, err := atomicfile.NewScratch(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	f.Close()
-	// go-diskfs refuses to create over an existing file.
-	os.Remove(tmp)
-	if err := build(tmp); err != nil {
-		os.Remove(tmp)
+	defer s.Close()
+	ws := filepath.Join(s.Dir, "ws")
+	if err := os.Mkdir(ws, 0o700); err != nil {
+		return err
+	}
+	img, err := os.OpenFile(filepath.Join(s.Dir, "img"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = build(img, ws)
+	if cerr := img.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	// Seeds may carry password hashes and keys.
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
+	return s.Commit("img", path)
+}
+
+// create makes a go-diskfs disk of size bytes on img, which is already open
+// with its final mode (diskfs.Create would make it 0644 under the umask).
+func create(img *os.File, size int64) (*disk.Disk, error) {
+	if err := img.Truncate(size); err != nil {
+		return nil, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return diskfs.OpenBackend(file.New(img, false), diskfs.WithOpenMode(diskfs.ReadWrite))
 }

@@ -4,7 +4,8 @@
 //     and GET /ipxe/{mac}, where key is a MAC in any notation or a hostname;
 //   - machines report progress with their own token: POST /report/{host}
 //     (cloud-init webhook events) and POST /phone-home/{host} (phone_home);
-//   - operators manage the inventory under /api/v1 with a bearer token.
+//   - operators manage the inventory under /api/v1 with a bearer token, on
+//     a separate handler (Handlers) that bainoded serves on its own listener.
 //
 // Machine reads never change state, and nothing a machine can send reaches
 // the admin API.
@@ -105,8 +106,21 @@ type server struct {
 	}
 }
 
-// New returns the handler for every route of bainoded.
+// New returns one handler for every route: one-port mode, where the admin
+// API shares the machines' listener. bainoded uses it only when asked.
 func New(cfg Config) http.Handler {
+	machine, admin := Handlers(cfg)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", admin)
+	mux.Handle("/", machine)
+	return guard(mux)
+}
+
+// Handlers returns the machine handler (seeds, iPXE, reports, /healthz),
+// which never serves /api/, and the admin handler (/api/ with a bearer
+// token, and /healthz), which bainoded puts on its own listener so admin
+// tokens stay off the provisioning network.
+func Handlers(cfg Config) (machine, admin http.Handler) {
 	if cfg.Store == nil || cfg.Renderer == nil {
 		panic("serve: Config needs a Store and a Renderer")
 	}
@@ -117,16 +131,20 @@ func New(cfg Config) http.Handler {
 	s.cache = newCache(cfg.RevisionTTL)
 	s.cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /nocloud/{key}/{file}", s.nocloud)
-	mux.HandleFunc("GET /ipxe/{mac}", s.ipxe)
-	mux.HandleFunc("POST /report/{host}", s.report)
-	mux.HandleFunc("POST /report/{host}/{token}", s.report)
-	mux.HandleFunc("POST /phone-home/{host}", s.phoneHome)
-	mux.HandleFunc("POST /phone-home/{host}/{token}", s.phoneHome)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/api/", s.requireAdmin(s.adminMux()))
-	return guard(mux)
+	healthz := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
+	mm := http.NewServeMux()
+	mm.HandleFunc("GET /nocloud/{key}/{file}", s.nocloud)
+	mm.HandleFunc("GET /ipxe/{mac}", s.ipxe)
+	mm.HandleFunc("POST /report/{host}", s.report)
+	mm.HandleFunc("POST /report/{host}/{token}", s.report)
+	mm.HandleFunc("POST /phone-home/{host}", s.phoneHome)
+	mm.HandleFunc("POST /phone-home/{host}/{token}", s.phoneHome)
+	mm.HandleFunc("GET /healthz", healthz)
+
+	am := http.NewServeMux()
+	am.Handle("/api/", s.requireAdmin(s.adminMux()))
+	am.HandleFunc("GET /healthz", healthz)
+	return guard(mm), guard(am)
 }
 
 // guard answers 404 to paths that try to escape their segment before the

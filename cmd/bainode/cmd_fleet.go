@@ -19,7 +19,7 @@ import (
 // The fleet commands talk to bainoded's admin API. bainode itself stays
 // pure Go: builder/fleet is a plain HTTP client.
 
-const fleetDefaultServer = "http://127.0.0.1:8080"
+const fleetDefaultServer = "http://127.0.0.1:8081" // bainoded's default --admin-listen
 
 func init() {
 	register(fleetUsageErrors(&cli.Command{
@@ -114,7 +114,7 @@ the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
 variable: a --token on the command line is visible to other users in ps.
 
 Examples:
-  BAINODE_SERVER=http://10.0.0.1:8080 bainode status --token-file admin.token
+  BAINODE_SERVER=https://10.0.0.1:8081 bainode status --token-file admin.token
   bainode status --watch --interval 5s`,
 		Flags: fleetFlags(fleetJSONFlag,
 			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
@@ -345,14 +345,14 @@ func nodesShow(c *cli.Context) error {
 		}{n, events})
 	}
 	fmt.Fprintf(w, "hostname:  %s\nrole:      %s\nip:        %s\nmacs:      %s\n",
-		n.Hostname, fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ", ")))
+		termSafe(n.Hostname), fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ", ")))
 	if n.TokenRevoked {
 		fmt.Fprintf(w, "token:     revoked (bainode nodes token rotate %s)\n", n.Hostname)
 	}
 	if n.Overrides != "" {
 		fmt.Fprintf(w, "overrides: |\n")
 		for _, l := range strings.Split(strings.TrimRight(n.Overrides, "\n"), "\n") {
-			fmt.Fprintf(w, "  %s\n", l)
+			fmt.Fprintf(w, "  %s\n", termSafe(l))
 		}
 	}
 	if len(events) == 0 {
@@ -363,7 +363,7 @@ func nodesShow(c *cli.Context) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TIME\tEVENT\tRESULT\tDETAIL")
 	for _, e := range events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Stage, e.Result, fleetDash(fleetCut(e.Detail, 100)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), termSafe(e.Stage), termSafe(e.Result), fleetDash(fleetCut(e.Detail, 100)))
 	}
 	return tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
@@ -103,6 +104,11 @@ Examples:
 // node's error is returned once the nodes in progress are finished.
 func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.Renderer, format *seed.Format) error {
 	out := c.String("output")
+	defer removeScratchOnSignal()()
+	// Tools that create their own files (go-diskfs's ISO workspace) make
+	// them 0644; under umask 077 they are private from the first byte.
+	// Public outputs get their 0644 from writeFile.
+	defer unix.Umask(unix.Umask(0o077))
 	type result struct {
 		warnings []string
 		line     string
@@ -163,7 +169,7 @@ func doNode(out string, site *spec.Site, n *spec.Node, r *render.Renderer, forma
 		return nil, "", fmt.Errorf("%s: %w", n.Hostname, err)
 	}
 	dir := filepath.Join(out, n.Hostname)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirPublic(dir); err != nil {
 		return f.Warnings, "", err
 	}
 	for name, b := range f.Map() {

@@ -99,7 +99,7 @@ func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
 		if !s.Time.IsZero() {
 			age = fleetAge(now.Sub(s.Time))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, stage, fleetCut(event, 48), age, fleetDash(s.Result))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termSafe(s.Node), termSafe(stage), fleetCut(event, 48), age, fleetDash(s.Result))
 		counts[s.Result]++
 	}
 	if err := tw.Flush(); err != nil {
@@ -117,7 +117,7 @@ func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
 		}
 	}
 	for r, n := range counts {
-		parts = append(parts, fmt.Sprintf("%d %s", n, r))
+		parts = append(parts, fmt.Sprintf("%d %s", n, termSafe(r)))
 	}
 	_, err := fmt.Fprintf(w, "%d node(s): %s\n", len(st), strings.Join(parts, ", "))
 	return err
@@ -138,15 +138,17 @@ func fleetAge(d time.Duration) string {
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
+// fleetDash shows an empty server-sent value as "-", and escapes the rest.
 func fleetDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return termSafe(s)
 }
 
-// fleetCut shortens s to n runes for a table cell.
+// fleetCut escapes s and shortens it to n runes for a table cell.
 func fleetCut(s string, n int) string {
+	s = termSafe(s)
 	r := []rune(s)
 	if len(r) <= n {
 		return s

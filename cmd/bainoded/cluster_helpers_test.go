@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 // member is one bainoded process of a test cluster.
 type member struct {
 	name, dir, http, raft string
+	admin                 string // --admin-listen
 	mu                    sync.Mutex
 	cmd                   *exec.Cmd
 	exited                chan struct{}
@@ -90,7 +91,7 @@ func newClusterEach(tb testing.TB, n int, perMember func(*member) []string, args
 	tb.Cleanup(c.stopAll)
 	for i := 0; i < n; i++ {
 		m := &member{name: fmt.Sprintf("m%d", i+1), dir: filepath.Join(c.dir, fmt.Sprintf("m%d", i+1)),
-			http: freeAddr(tb), raft: freeAddr(tb)}
+			http: freeAddr(tb), raft: freeAddr(tb), admin: freeAddr(tb)}
 		c.members = append(c.members, m)
 		c.start(m)
 		c.waitHealthy(m, time.Minute)
@@ -100,7 +101,7 @@ func newClusterEach(tb testing.TB, n int, perMember func(*member) []string, args
 }
 
 func (c *cluster) start(m *member) {
-	args := []string{"--data", m.dir, "--listen", m.http, "--cluster-address", m.raft,
+	args := []string{"--data", m.dir, "--listen", m.http, "--admin-listen", m.admin, "--cluster-address", m.raft,
 		"--admin-token-file", filepath.Join(c.dir, "admin.token"), "--log-level", "warn"}
 	if m != c.members[0] {
 		args = append(args, "--join", c.members[0].raft)
@@ -275,7 +276,11 @@ func (c *cluster) do(m *member, method, path, token, body, ctype string) (int, s
 }
 
 func (c *cluster) doCtx(ctx context.Context, m *member, method, path, token, body, ctype string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+m.http+path, strings.NewReader(body))
+	host := m.http
+	if strings.HasPrefix(path, "/api/") {
+		host = m.admin // the admin API has its own listener
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -97,8 +98,8 @@ func waitGet(t *testing.T, client *http.Client, url string) *http.Response {
 func TestDaemonLone(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	addr := freeAddr(t)
-	d := startDaemon(t, "--data", data, "--listen", addr)
+	addr, admin := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
 	resp := waitGet(t, http.DefaultClient, "http://"+addr+"/healthz")
 	resp.Body.Close()
 
@@ -112,14 +113,14 @@ func TestDaemonLone(t *testing.T) {
 	}
 	tok, _ := os.ReadFile(tokFile)
 	c := &cluster{tb: t, token: strings.TrimSpace(string(tok)), client: http.DefaultClient}
-	m := &member{name: "lone", http: addr}
+	m := &member{name: "lone", http: addr, admin: admin}
 	c.setup(m)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.out)
 	}
 
 	// Same directory, same token file: the inventory is still there.
-	d = startDaemon(t, "--data", data, "--listen", addr)
+	d = startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
 	resp = waitGet(t, http.DefaultClient, "http://"+addr+"/nocloud/52:54:00:00:00:01/meta-data")
 	body := readBody(resp)
 	if resp.StatusCode != 200 || !strings.Contains(body, "local-hostname: gpu1\n") {
@@ -134,7 +135,8 @@ func TestDaemonTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, pool := selfSigned(t, dir)
 	addr := freeAddr(t)
-	startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--tls-cert", cert, "--tls-key", key)
+	startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", freeAddr(t),
+		"--tls-cert", cert, "--tls-key", key)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp := waitGet(t, client, "https://"+addr+"/healthz")
 	if body := readBody(resp); resp.StatusCode != 200 || body != "ok\n" {
@@ -197,4 +199,80 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(parsed)
 	return certFile, keyFile, pool
+}
+
+// TestDaemonAdminListener: the admin API is only on --admin-listen (a TCP
+// loopback port or a 0600 unix socket), never on the machines' port unless
+// --single-port asks; an admin listener off loopback needs TLS.
+func TestDaemonAdminListener(t *testing.T) {
+	dir := t.TempDir()
+	get := func(client *http.Client, url, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	token := func(data string) string {
+		b, _ := os.ReadFile(filepath.Join(data, "admin.token"))
+		return strings.TrimSpace(string(b))
+	}
+
+	// Split, TCP.
+	data := filepath.Join(dir, "split")
+	addr, admin := freeAddr(t), freeAddr(t)
+	startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
+	waitGet(t, http.DefaultClient, "http://"+admin+"/healthz").Body.Close()
+	if c := get(http.DefaultClient, "http://"+addr+"/api/v1/nodes", token(data)); c != 404 {
+		t.Errorf("admin API on the machines' port: %d, want 404", c)
+	}
+	if c := get(http.DefaultClient, "http://"+admin+"/api/v1/nodes", token(data)); c != 200 {
+		t.Errorf("admin API on --admin-listen: %d, want 200", c)
+	}
+
+	// Unix socket, 0600.
+	data = filepath.Join(dir, "unix")
+	sock := filepath.Join(dir, "admin.sock")
+	addr = freeAddr(t)
+	startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", "unix:"+sock)
+	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket: %v %v, want a 0600 socket", err, fi)
+	}
+	uc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	if c := get(uc, "http://bainoded/api/v1/nodes", token(data)); c != 200 {
+		t.Errorf("admin API on the unix socket: %d, want 200", c)
+	}
+	if c := get(http.DefaultClient, "http://"+addr+"/api/v1/nodes", token(data)); c != 404 {
+		t.Errorf("admin API on the machines' port: %d, want 404", c)
+	}
+
+	// One port, on request.
+	data = filepath.Join(dir, "single")
+	addr = freeAddr(t)
+	startDaemon(t, "--data", data, "--listen", addr, "--single-port")
+	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
+	if c := get(http.DefaultClient, "http://"+addr+"/api/v1/nodes", token(data)); c != 200 {
+		t.Errorf("--single-port admin API: %d, want 200", c)
+	}
+
+	// Off loopback without TLS: refused before anything starts.
+	for _, a := range []string{"0.0.0.0:9", ":9", "10.1.2.3:9", "[::]:9", "example.com:9"} {
+		out, err := exec.Command(binary, "--data", filepath.Join(dir, "refused"), "--listen", "127.0.0.1:0",
+			"--admin-listen", a).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "is not on loopback") {
+			t.Errorf("--admin-listen %s without TLS: %v %q, want refusal", a, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "refused")); err == nil {
+		t.Errorf("a refused start created --data")
+	}
 }

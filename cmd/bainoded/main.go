@@ -52,7 +52,9 @@ and report progress with their own token:
   POST /report/{host}/{token}       cloud-init reporting webhook
   POST /phone-home/{host}/{token}   cloud-init phone_home
 Operators use /api/v1 (nodes, node tokens, admin tokens, site, status,
-cluster) with an admin token: the one in --admin-token-file, or one made
+cluster) on --admin-listen (loopback by default; another address needs
+--tls-cert, so admin tokens never cross the network in clear) with an
+admin token: the one in --admin-token-file, or one made
 with "bainode tokens add". A revoked token stays revoked: bainoded refuses
 to start while --admin-token-file holds one.
 
@@ -68,7 +70,10 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 		Commands: []*cli.Command{clusterCertCommand(), recoverCommand()},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: "/var/lib/bainoded", Usage: "inventory `DIR` (raft log and snapshots)"},
-			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "HTTP(S) listen `ADDR`"},
+			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "HTTP(S) listen `ADDR` for machines (seeds, iPXE, reports)"},
+			&cli.StringFlag{Name: "admin-listen", Value: defaultAdminListen,
+				Usage: "listen `ADDR` for the admin API: HOST:PORT on loopback, unix:PATH, or any address with --tls-cert"},
+			&cli.BoolFlag{Name: "single-port", Usage: "serve the admin API on --listen too, with no admin listener (admin tokens then cross the machines' network; use with --tls-cert)"},
 			&cli.StringFlag{Name: "cluster-address", Usage: "this member's `HOST:PORT` for dqlite; empty: lone node"},
 			&cli.StringSliceFlag{Name: "join", Usage: "`PEER` members to join on first start (HOST:PORT, repeat or comma-separate)"},
 			&cli.DurationFlag{Name: "join-timeout", Value: time.Minute, Usage: "give up starting if not joined, with a leader, within `D`"},
@@ -114,6 +119,13 @@ func daemon(c *cli.Context) error {
 			return err
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	adminNet, adminAddr, err := adminListenAddr(c.String("admin-listen"), tlsConfig != nil)
+	if err != nil && !c.Bool("single-port") {
+		return err
+	}
+	if c.Bool("single-port") && c.IsSet("admin-listen") {
+		return errors.New("--single-port and --admin-listen exclude each other")
 	}
 	clusterTLS, err := dqlite.TLSFiles(c.String("cluster-cert"), c.String("cluster-key"), c.String("cluster-ca"),
 		c.String("cluster-address"))
@@ -162,17 +174,81 @@ func daemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	h := serve.New(serve.Config{
+	cfg := serve.Config{
 		Store: store, Renderer: renderer, Validator: validator,
 		BaseURL: c.String("base-url"), BindIP: c.Bool("bind-ip"),
 		Kernel: c.String("kernel"), Initrd: c.String("initrd"), KernelArgs: c.String("kernel-args"),
 		RevisionTTL: c.Duration("revision-ttl"), Logger: log,
-	})
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return err
 	}
-	srv := &http.Server{
+	machineH, adminH := serve.Handlers(cfg)
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}()
+	listen := func(network, addr string, h http.Handler, what string) error {
+		ln, err := listenOn(network, addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		listeners = append(listeners, ln)
+		servers = append(servers, newHTTPServer(h, tlsConfig, log))
+		scheme := "http"
+		if tlsConfig != nil {
+			scheme = "https"
+		}
+		log.Info("serving "+what, "url", scheme+"://"+ln.Addr().String(), "member", store.Address(),
+			"cluster_tls", clusterTLS != nil, "data", c.String("data"))
+		return nil
+	}
+	if c.Bool("single-port") {
+		if err := listen("tcp", c.String("listen"), serve.New(cfg), "machines and admin API"); err != nil {
+			return err
+		}
+	} else {
+		if err := listen("tcp", c.String("listen"), machineH, "machines"); err != nil {
+			return err
+		}
+		if err := listen(adminNet, adminAddr, adminH, "admin API"); err != nil {
+			return err
+		}
+	}
+
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() {
+			if tlsConfig != nil && listeners[i].Addr().Network() == "tcp" {
+				errc <- srv.ServeTLS(listeners[i], "", "")
+			} else {
+				errc <- srv.Serve(listeners[i])
+			}
+		}()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			return err
+		}
+	}
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func newHTTPServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // the largest body is a 4 MiB site file
@@ -184,36 +260,6 @@ func daemon(c *cli.Context) error {
 		// No BaseContext from the signal: Shutdown lets requests in flight
 		// finish their writes instead of cancelling them.
 	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
-	}
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "member", store.Address(),
-		"cluster_tls", clusterTLS != nil, "data", c.String("data"))
-
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // adminToken reads the admin token from path, creating it first if

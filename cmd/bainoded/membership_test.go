@@ -210,7 +210,7 @@ func TestClusterTLSFlags(t *testing.T) {
 
 // cli runs the bainode CLI against member m.
 func (c *cluster) cli(m *member, args ...string) (string, error) {
-	args = append(args, "--server", "http://"+m.http, "--token-file", filepath.Join(c.dir, "admin.token"))
+	args = append(args, "--server", "http://"+m.admin, "--token-file", filepath.Join(c.dir, "admin.token"))
 	return runCmd(c.tb, 2*time.Minute, bainodeCLI(c.tb), args...)
 }
 
@@ -353,7 +353,7 @@ func TestClusterRecover(t *testing.T) {
 
 	// New members join as usual; the survivor, still the only voter,
 	// cannot be removed through them.
-	m4 := &member{name: "m4", dir: filepath.Join(c.dir, "m4"), http: freeAddr(t), raft: freeAddr(t)}
+	m4 := &member{name: "m4", dir: filepath.Join(c.dir, "m4"), http: freeAddr(t), raft: freeAddr(t), admin: freeAddr(t)}
 	c.members = append(c.members, m4)
 	c.start(m4)
 	c.waitHealthy(m4, 2*time.Minute)

@@ -27,12 +27,12 @@ var reportToken = regexp.MustCompile(`endpoint: \S+/report/gpu1/(\S+)\n`)
 func TestDaemonTokens(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	tokFile := filepath.Join(data, "admin.token")
-	addr := freeAddr(t)
-	d := startDaemon(t, "--data", data, "--listen", addr)
+	addr, admin := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
 	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 	tok, _ := os.ReadFile(tokFile)
 	c := &cluster{tb: t, token: strings.TrimSpace(string(tok)), client: http.DefaultClient}
-	m := &member{name: "lone", http: addr}
+	m := &member{name: "lone", http: addr, admin: admin}
 	t0 := c.setup(m)
 
 	served := func() string {
@@ -103,7 +103,7 @@ func TestDaemonTokens(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(fresh+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startDaemon(t, "--data", data, "--listen", addr)
+	startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
 	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 	for _, tk := range []string{fresh, ops.Token} {
 		if code, _, err := c.do(m, "GET", "/api/v1/tokens", tk, "", ""); err != nil || code != 200 {

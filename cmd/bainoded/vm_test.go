@@ -91,8 +91,8 @@ func TestVMCloudInitFromDaemon(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr,
+	addr, admin := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
 		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -102,7 +102,7 @@ func TestVMCloudInitFromDaemon(t *testing.T) {
 	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 
 	ctx := t.Context()
-	fc := &fleet.Client{BaseURL: "http://" + addr, Token: token}
+	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
 	site, err := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
 	if err != nil {
 		t.Fatal(err)
