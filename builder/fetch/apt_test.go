@@ -252,42 +252,18 @@ func TestAptRejectsBadRepositories(t *testing.T) {
 	}
 }
 
-func TestCompareDebVersions(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"1.0", "1.0", 0},
-		{"1.0", "1.0-0", 0},
-		{"1.0~rc1", "1.0", -1},
-		{"1.0~~", "1.0~", -1},
-		{"1.0", "1.0+b1", -1},
-		{"1.10", "1.9", 1},
-		{"1.001", "1.1", 0},
-		{"1:0.1", "9.9", 1},
-		{"5:24.0.7-1~ubuntu.20.04~focal", "5:20.10.24~3-0~ubuntu-focal", 1},
-		{"2.31-0ubuntu9.9", "2.31-0ubuntu9.10", -1},
-		{"1.0-1", "1.0-1ubuntu1", -1},
-		{"1.2.3a", "1.2.3", 1},
-		{"1.2-3.4-5", "1.2-3.4-6", -1},
-	} {
-		if got := CompareDebVersions(c.a, c.b); got != c.want {
-			t.Errorf("CompareDebVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-		if got := CompareDebVersions(c.b, c.a); got != -c.want {
-			t.Errorf("CompareDebVersions(%q, %q) = %d, want %d", c.b, c.a, got, -c.want)
-		}
-	}
-}
-
 func TestParseDepends(t *testing.T) {
 	got, err := parseDepends("libc6 (>= 2.17), a:any | b (<<1.0~) , c [amd64], d (=1)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]relation{{{"libc6", ">=", "2.17"}}, {{"a", "", ""}, {"b", "<<", "1.0~"}}, {{"c", "", ""}}, {{"d", "=", "1"}}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	var rels []string
+	for _, r := range got {
+		rels = append(rels, r.String())
+	}
+	want := []string{"libc6 (>= 2.17)", "a:any | b (<< 1.0~)", "c [amd64]", "d (= 1)"}
+	if !reflect.DeepEqual(rels, want) {
+		t.Errorf("got %q, want %q", rels, want)
 	}
 	if _, err := parseDepends("a (1.0)"); err == nil {
 		t.Error("a constraint without operator was accepted")
