@@ -295,3 +295,20 @@ func ReadParagraphs(b []byte) ([]control.Paragraph, error) {
 		out = append(out, *p)
 	}
 }
+
+// WriteParagraph writes p with the control library's writer, after turning
+// the reader's form of values back into deb822's: no trailing "\n", and an
+// empty continuation line as ".".
+func WriteParagraph(w io.Writer, p control.Paragraph) error {
+	out := control.Paragraph{Values: map[string]string{}}
+	for _, k := range p.Order {
+		lines := strings.Split(strings.TrimSuffix(p.Values[k], "\n"), "\n")
+		for i := 1; i < len(lines); i++ {
+			if strings.TrimSpace(lines[i]) == "" {
+				lines[i] = "."
+			}
+		}
+		out.Set(k, strings.Join(lines, "\n"))
+	}
+	return out.WriteTo(w)
+}
