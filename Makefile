@@ -17,10 +17,11 @@ FUZZTIME ?= 15s
 #  qemu-*, ovmf, seabios, mmdebstrap, syslinux, extlinux, e2fsprogs: VM boots and the test base image
 #  libdqlite-dev, libraft-dev, libuv1-dev, libsqlite3-dev, gcc: bainoded
 #  shellcheck: the provisioning script and the verifier
+#  dpkg-dev, apt: differential tests of bainode's Debian formats and resolver
 APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	qemu-system-x86 qemu-utils ovmf seabios mmdebstrap syslinux syslinux-common extlinux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
-	ca-certificates
+	ca-certificates dpkg-dev apt
 
 .PHONY: all build run test deps vet unit fuzz bench clean
 
