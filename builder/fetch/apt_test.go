@@ -283,3 +283,43 @@ func TestParseManifest(t *testing.T) {
 		t.Error("a three-field line was accepted")
 	}
 }
+
+// The resolver backtracks: across versions (a pin on b makes a step back to
+// a 1.0) and across alternatives (x would need a newer z than the pinned
+// one, so y is taken), whatever the order of the requests.
+func TestResolveBacktracks(t *testing.T) {
+	pkgs := []AptPackage{
+		{Package: "a", Version: "2.0", Depends: "b (>= 2)"},
+		{Package: "a", Version: "1.0", Depends: "b"},
+		{Package: "b", Version: "2.0"},
+		{Package: "b", Version: "1.0"},
+		{Package: "c", Version: "1", Depends: "x | y, ghost (>= 1)"},
+		{Package: "x", Version: "1", Depends: "z (>= 2)"},
+		{Package: "y", Version: "1"},
+		{Package: "z", Version: "2"},
+		{Package: "z", Version: "1"},
+	}
+	ix := NewAptIndex(pkgs)
+	want := []string{"a=1.0", "b=1.0", "c=1", "y=1", "z=1"}
+	reqs := []string{"a", "b=1.0", "c", "z=1"}
+	for i := range reqs {
+		order := append(append([]string(nil), reqs[i:]...), reqs[:i]...)
+		res, err := ix.Resolve(order, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", order, err)
+		}
+		var got []string
+		for _, p := range res.Packages {
+			got = append(got, p.String())
+		}
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(res.Missing, []string{"ghost (>= 1)"}) {
+			t.Errorf("%v: got %v missing %v, want %v", order, got, res.Missing, want)
+		}
+	}
+	if _, err := ix.Resolve([]string{"b=1.0", "a", "b=2.0"}, nil); err == nil {
+		t.Error("two pins of b resolved")
+	}
+	if _, err := ix.Resolve([]string{"x", "z=1"}, nil); err == nil {
+		t.Error("x with z=1 resolved")
+	}
+}
