@@ -118,17 +118,26 @@ func aptTry(t *testing.T, dir, status string, tool string, args ...string) (stri
 	return string(out), err
 }
 
-// indexFields reads the single-line fields of each stanza by plain text
-// matching (not through bainode's parser), keyed "package=version".
+// indexFields reads the named fields of each stanza, continuation lines
+// kept as they are, by plain text matching (not through bainode's parser),
+// keyed "package=version".
 func indexFields(t *testing.T, text string, fields ...string) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
 	for _, st := range strings.Split(strings.TrimSpace(text), "\n\n") {
 		m := map[string]string{}
+		last := ""
 		for _, line := range strings.Split(st, "\n") {
+			if strings.HasPrefix(line, " ") {
+				if last != "" {
+					m[last] += "\n" + line
+				}
+				continue
+			}
+			last = ""
 			for _, f := range fields {
 				if v, ok := strings.CutPrefix(line, f+": "); ok {
-					m[f] = v
+					m[f], last = v, f
 				}
 			}
 		}
