@@ -276,6 +276,11 @@ func ParsePackages(b []byte) ([]AptPackage, error) {
 // joined with "\n" (a lone "." stands for an empty line), and each value of
 // more than one line ends in "\n".
 func ReadParagraphs(b []byte) ([]control.Paragraph, error) {
+	// Given no keyring, the reader would take a clearsigned text's content
+	// unchecked: signed text must come here only after VerifyInRelease.
+	if bytes.HasPrefix(b, []byte("-----BEGIN PGP")) {
+		return nil, errors.New("a signed text where plain deb822 was expected")
+	}
 	r, err := control.NewParagraphReader(bytes.NewReader(b), nil)
 	if err != nil {
 		return nil, err

@@ -323,3 +323,15 @@ func TestResolveBacktracks(t *testing.T) {
 		t.Error("x with z=1 resolved")
 	}
 }
+
+func TestReadParagraphsRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"signed":       "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nPackage: a\n",
+		"no colon":     "Package: a\nVersion 1\n",
+		"continuation": " orphan\nPackage: a\n",
+	} {
+		if _, err := ReadParagraphs([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
