@@ -51,24 +51,25 @@ done`
 }
 
 // FuzzCompareDebVersions checks CompareDebVersions against dpkg itself on
-// every pair of the versions in one input (whitespace-separated, at most 8),
-// for all versions the parser accepts. The committed corpus holds the
+// every pair of the versions in one input (whitespace-separated; the first
+// 6 the parser accepts, as each pair costs up to two dpkg runs). The committed corpus holds the
 // classic cases: epochs, "~" before the end, "+", leading zeros, revisions.
 func FuzzCompareDebVersions(f *testing.F) {
 	needTool(f, "dpkg", "dpkg")
-	f.Add("1.0 1.0-0 1.0~rc1 1.0~~ 1.0~ 1.0+b1 1.001 1.1")
-	f.Add("1:0.1 9.9 5:24.0.7-1~ubuntu.20.04~focal 5:20.10.24~3-0~ubuntu-focal")
-	f.Add("2.31-0ubuntu9.9 2.31-0ubuntu9.10 1.0-1 1.0-1ubuntu1 1.2.3a 1.2.3 1.2-3.4-5 1.2-3.4-6")
+	f.Add("1.0 1.0-0 1.0~rc1 1.0~~ 1.0~ 1.0+b1")
+	f.Add("1.001 1.1 1:0.1 9.9 5:24.0.7-1~ubuntu.20.04~focal 5:20.10.24~3-0~ubuntu-focal")
+	f.Add("2.31-0ubuntu9.9 2.31-0ubuntu9.10 1.0-1 1.0-1ubuntu1")
+	f.Add("1.2.3a 1.2.3 1.2-3.4-5 1.2-3.4-6")
 	f.Fuzz(func(t *testing.T, in string) {
 		var vs []string
 		for _, v := range strings.Fields(in) {
-			if _, err := parseDebVersion(v); err == nil && len(vs) < 8 {
+			if _, err := parseDebVersion(v); err == nil && len(vs) < 6 {
 				vs = append(vs, v)
 			}
 		}
 		var pairs [][2]string
 		for i := range vs {
-			for j := i; j < len(vs); j++ {
+			for j := i + 1; j < len(vs); j++ {
 				pairs = append(pairs, [2]string{vs[i], vs[j]})
 			}
 		}
