@@ -17,10 +17,11 @@ FUZZTIME ?= 15s
 #  qemu-*, ovmf, seabios, mmdebstrap, syslinux, extlinux, e2fsprogs: VM boots and the test base image
 #  libdqlite-dev, libraft-dev, libuv1-dev, libsqlite3-dev, gcc: bainoded
 #  shellcheck: the provisioning script and the verifier
+#  dpkg-dev, apt: differential tests of bainode's Debian formats and resolver
 APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	qemu-system-x86 qemu-utils ovmf seabios mmdebstrap syslinux syslinux-common extlinux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
-	ca-certificates
+	ca-certificates dpkg-dev apt
 
 .PHONY: all build bainoded run test deps vet unit fuzz bench clean FORCE
 
@@ -62,6 +63,7 @@ unit:
 # Short fuzz runs over the committed corpora.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./builder/spec
+	$(GO) test -run '^$$' -fuzz '^FuzzCompareDebVersions$$' -fuzztime $(FUZZTIME) ./builder/fetch
 	@if ls builder/serve/*fuzz*_test.go >/dev/null 2>&1; then \
 		$(GO) test -tags $(DQLITE_TAGS) -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./builder/serve; fi
 

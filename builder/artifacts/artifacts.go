@@ -512,7 +512,7 @@ func (b *builder) resolve(j *aptJob) {
 		}
 		lists = append(lists, pkgs)
 	}
-	res, err := fetch.NewAptIndex(lists...).Resolve(pinnedFirst(j.requests, lists), b.o.Installed)
+	res, err := fetch.NewAptIndex(lists...).Resolve(j.requests, b.o.Installed)
 	if err != nil {
 		field := strings.Join(j.fields, ", ")
 		for pkg, f := range j.pinOf {
@@ -538,65 +538,6 @@ func (b *builder) resolve(j *aptJob) {
 		a.Kind = KindDeb
 		b.add(Request{Artifact: a, Nodes: append([]string(nil), j.nodes...), Field: field})
 	}
-}
-
-// pinnedFirst orders requests for fetch's resolver, which takes the newest
-// version a dependency allows and never backtracks: pinned requests come
-// first, each after the pinned requests its pinned version depends on
-// (docker-ce=V depends on an unversioned docker-ce-cli, which must already
-// be docker-ce-cli=V by then), and unpinned ones after them.
-func pinnedFirst(reqs []string, lists [][]fetch.AptPackage) []string {
-	pinned := map[string]string{} // name -> request
-	var rest []string
-	for _, r := range reqs {
-		if n, _, ok := strings.Cut(r, "="); ok {
-			pinned[n] = r
-		} else {
-			rest = append(rest, r)
-		}
-	}
-	deps := func(req string) []string {
-		n, v, _ := strings.Cut(req, "=")
-		for _, l := range lists {
-			for _, p := range l {
-				if p.Package == n && p.Version == v {
-					var out []string
-					for _, clause := range strings.Split(p.PreDepends+","+p.Depends, ",") {
-						for _, alt := range strings.Split(clause, "|") {
-							if f := strings.Fields(alt); len(f) > 0 {
-								name, _, _ := strings.Cut(strings.TrimSuffix(f[0], "("), ":")
-								out = append(out, name)
-							}
-						}
-					}
-					return out
-				}
-			}
-		}
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	var visit func(req string)
-	visit = func(req string) {
-		n, _, _ := strings.Cut(req, "=")
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		for _, d := range deps(req) {
-			if r, ok := pinned[d]; ok {
-				visit(r)
-			}
-		}
-		out = append(out, req)
-	}
-	for _, r := range reqs {
-		if _, ok := pinned[strings.SplitN(r, "=", 2)[0]]; ok && strings.Contains(r, "=") {
-			visit(r)
-		}
-	}
-	return append(out, rest...)
 }
 
 // ---- FromLock and Fetch ---------------------------------------------------

@@ -1,12 +1,12 @@
 package fetch
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -17,6 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ulikunitz/xz"
+	"pault.ag/go/debian/control"
 )
 
 // AptSource is one apt "deb" line: deb URI SUITE [COMPONENT...]. A Suite
@@ -99,17 +100,20 @@ func parseAptDate(s string) (time.Time, error) {
 
 // ParseRelease reads a Release file's fields and its SHA256 list.
 func ParseRelease(b []byte) (*Release, error) {
-	st, err := parseStanzas(b)
-	if err != nil || len(st) == 0 {
-		return nil, fmt.Errorf("Release: %v", err)
+	st, err := ReadParagraphs(b)
+	if err == nil && len(st) == 0 {
+		err = errors.New("empty")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Release: %w", err)
 	}
 	rel := &Release{Fields: map[string]string{}, SHA256: map[string]FileHash{}}
-	for k, v := range st[0] {
+	for k, v := range st[0].Values {
 		if !strings.Contains(v, "\n") {
 			rel.Fields[k] = v
 		}
 	}
-	for _, line := range strings.Split(st[0]["SHA256"], "\n") {
+	for _, line := range strings.Split(st[0].Values["SHA256"], "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
@@ -241,17 +245,21 @@ func (s AptSource) fetchPackagesIndex(ctx context.Context, rel *Release, dir str
 // ParsePackages reads a Packages index. Every package must carry Filename,
 // Size and SHA256: without them its bytes could not be pinned.
 func ParsePackages(b []byte) ([]AptPackage, error) {
-	st, err := parseStanzas(b)
+	st, err := ReadParagraphs(b)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]AptPackage, 0, len(st))
-	for _, s := range st {
+	for n, para := range st {
+		s := para.Values
 		p := AptPackage{Package: s["Package"], Version: s["Version"], Architecture: s["Architecture"],
 			Filename: s["Filename"], SHA256: strings.ToLower(s["SHA256"]),
 			Depends: s["Depends"], PreDepends: s["Pre-Depends"], Provides: s["Provides"]}
 		if p.Package == "" || p.Version == "" {
-			return nil, fmt.Errorf("stanza without Package or Version: %v", s)
+			return nil, fmt.Errorf("paragraph %d: no Package or Version", n+1)
+		}
+		if _, err := parseDebVersion(p.Version); err != nil {
+			return nil, fmt.Errorf("package %s: Version: %w", p, err)
 		}
 		size, err := strconv.ParseInt(s["Size"], 10, 64)
 		if err != nil || p.Filename == "" || !isHexSum(p.SHA256) {
@@ -263,43 +271,49 @@ func ParsePackages(b []byte) ([]AptPackage, error) {
 	return out, nil
 }
 
-// parseStanzas splits deb822 text into field maps. Continuation lines are
-// joined with "\n"; a lone "." continuation stands for an empty line.
-func parseStanzas(b []byte) ([]map[string]string, error) {
-	var out []map[string]string
-	cur := map[string]string{}
-	last := ""
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case strings.TrimSpace(line) == "":
-			if len(cur) > 0 {
-				out = append(out, cur)
-				cur, last = map[string]string{}, ""
-			}
-		case line[0] == ' ' || line[0] == '\t':
-			if last == "" {
-				return nil, fmt.Errorf("continuation line before any field: %q", line)
-			}
-			cont := strings.TrimSpace(line)
-			if cont == "." {
-				cont = ""
-			}
-			cur[last] += "\n" + cont
-		case line[0] == '#':
-		default:
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				return nil, fmt.Errorf("bad line %q", line)
-			}
-			last = strings.TrimSpace(k)
-			cur[last] = strings.TrimSpace(v)
+// ReadParagraphs reads deb822 text (a Packages index, a Release file, a
+// control file) with the control library's reader: continuation lines are
+// joined with "\n" (a lone "." stands for an empty line), and each value of
+// more than one line ends in "\n".
+func ReadParagraphs(b []byte) ([]control.Paragraph, error) {
+	// Given no keyring, the reader would take a clearsigned text's content
+	// unchecked: signed text must come here only after VerifyInRelease.
+	if bytes.HasPrefix(b, []byte("-----BEGIN PGP")) {
+		return nil, errors.New("a signed text where plain deb822 was expected")
+	}
+	r, err := control.NewParagraphReader(bytes.NewReader(b), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []control.Paragraph
+	for {
+		p, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
+		if err != nil {
+			return nil, fmt.Errorf("paragraph %d: %w", len(out)+1, err)
+		}
+		if _, ok := p.Values[""]; ok {
+			return nil, fmt.Errorf("paragraph %d: continuation line before any field", len(out)+1)
+		}
+		out = append(out, *p)
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+}
+
+// WriteParagraph writes p with the control library's writer, after turning
+// the reader's form of values back into deb822's: no trailing "\n", and an
+// empty continuation line as ".".
+func WriteParagraph(w io.Writer, p control.Paragraph) error {
+	out := control.Paragraph{Values: map[string]string{}}
+	for _, k := range p.Order {
+		lines := strings.Split(strings.TrimSuffix(p.Values[k], "\n"), "\n")
+		for i := 1; i < len(lines); i++ {
+			if strings.TrimSpace(lines[i]) == "" {
+				lines[i] = "."
+			}
+		}
+		out.Set(k, strings.Join(lines, "\n"))
 	}
-	return out, sc.Err()
+	return out.WriteTo(w)
 }

@@ -252,42 +252,18 @@ func TestAptRejectsBadRepositories(t *testing.T) {
 	}
 }
 
-func TestCompareDebVersions(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"1.0", "1.0", 0},
-		{"1.0", "1.0-0", 0},
-		{"1.0~rc1", "1.0", -1},
-		{"1.0~~", "1.0~", -1},
-		{"1.0", "1.0+b1", -1},
-		{"1.10", "1.9", 1},
-		{"1.001", "1.1", 0},
-		{"1:0.1", "9.9", 1},
-		{"5:24.0.7-1~ubuntu.20.04~focal", "5:20.10.24~3-0~ubuntu-focal", 1},
-		{"2.31-0ubuntu9.9", "2.31-0ubuntu9.10", -1},
-		{"1.0-1", "1.0-1ubuntu1", -1},
-		{"1.2.3a", "1.2.3", 1},
-		{"1.2-3.4-5", "1.2-3.4-6", -1},
-	} {
-		if got := CompareDebVersions(c.a, c.b); got != c.want {
-			t.Errorf("CompareDebVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-		if got := CompareDebVersions(c.b, c.a); got != -c.want {
-			t.Errorf("CompareDebVersions(%q, %q) = %d, want %d", c.b, c.a, got, -c.want)
-		}
-	}
-}
-
 func TestParseDepends(t *testing.T) {
 	got, err := parseDepends("libc6 (>= 2.17), a:any | b (<<1.0~) , c [amd64], d (=1)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]relation{{{"libc6", ">=", "2.17"}}, {{"a", "", ""}, {"b", "<<", "1.0~"}}, {{"c", "", ""}}, {{"d", "=", "1"}}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	var rels []string
+	for _, r := range got {
+		rels = append(rels, r.String())
+	}
+	want := []string{"libc6 (>= 2.17)", "a:any | b (<< 1.0~)", "c [amd64]", "d (= 1)"}
+	if !reflect.DeepEqual(rels, want) {
+		t.Errorf("got %q, want %q", rels, want)
 	}
 	if _, err := parseDepends("a (1.0)"); err == nil {
 		t.Error("a constraint without operator was accepted")
@@ -305,5 +281,57 @@ func TestParseManifest(t *testing.T) {
 	}
 	if _, err := ParseManifest([]byte("a b c\n")); err == nil {
 		t.Error("a three-field line was accepted")
+	}
+}
+
+// The resolver backtracks: across versions (a pin on b makes a step back to
+// a 1.0) and across alternatives (x would need a newer z than the pinned
+// one, so y is taken), whatever the order of the requests.
+func TestResolveBacktracks(t *testing.T) {
+	pkgs := []AptPackage{
+		{Package: "a", Version: "2.0", Depends: "b (>= 2)"},
+		{Package: "a", Version: "1.0", Depends: "b"},
+		{Package: "b", Version: "2.0"},
+		{Package: "b", Version: "1.0"},
+		{Package: "c", Version: "1", Depends: "x | y, ghost (>= 1)"},
+		{Package: "x", Version: "1", Depends: "z (>= 2)"},
+		{Package: "y", Version: "1"},
+		{Package: "z", Version: "2"},
+		{Package: "z", Version: "1"},
+	}
+	ix := NewAptIndex(pkgs)
+	want := []string{"a=1.0", "b=1.0", "c=1", "y=1", "z=1"}
+	reqs := []string{"a", "b=1.0", "c", "z=1"}
+	for i := range reqs {
+		order := append(append([]string(nil), reqs[i:]...), reqs[:i]...)
+		res, err := ix.Resolve(order, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", order, err)
+		}
+		var got []string
+		for _, p := range res.Packages {
+			got = append(got, p.String())
+		}
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(res.Missing, []string{"ghost (>= 1)"}) {
+			t.Errorf("%v: got %v missing %v, want %v", order, got, res.Missing, want)
+		}
+	}
+	if _, err := ix.Resolve([]string{"b=1.0", "a", "b=2.0"}, nil); err == nil {
+		t.Error("two pins of b resolved")
+	}
+	if _, err := ix.Resolve([]string{"x", "z=1"}, nil); err == nil {
+		t.Error("x with z=1 resolved")
+	}
+}
+
+func TestReadParagraphsRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"signed":       "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nPackage: a\n",
+		"no colon":     "Package: a\nVersion 1\n",
+		"continuation": " orphan\nPackage: a\n",
+	} {
+		if _, err := ReadParagraphs([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

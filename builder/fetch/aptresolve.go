@@ -3,10 +3,11 @@ package fetch
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"pault.ag/go/debian/dependency"
 )
 
 // Installed is what the target image already has: package name -> version
@@ -37,46 +38,27 @@ func ParseManifest(b []byte) (Installed, error) {
 	return inst, sc.Err()
 }
 
-// relation is one alternative of a dependency: "name (op version)".
-type relation struct{ name, op, version string }
-
-func (r relation) String() string {
-	if r.op == "" {
-		return r.name
+// parseDepends reads a Depends-style field ("a (>= 1) | b, c:any") into
+// relations of alternatives; substvars (never in a binary index) are dropped.
+func parseDepends(s string) ([]dependency.Relation, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
 	}
-	return fmt.Sprintf("%s (%s %s)", r.name, r.op, r.version)
-}
-
-// parseDepends splits "a (>= 1) | b, c:any" into clauses of alternatives.
-func parseDepends(s string) ([][]relation, error) {
-	var out [][]relation
-	for _, clause := range strings.Split(s, ",") {
-		if strings.TrimSpace(clause) == "" {
-			continue
+	d, err := dependency.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	}
+	var out []dependency.Relation
+	for _, r := range d.Relations {
+		var alts []dependency.Possibility
+		for _, p := range r.Possibilities {
+			if !p.Substvar {
+				alts = append(alts, p)
+			}
 		}
-		var alts []relation
-		for _, alt := range strings.Split(clause, "|") {
-			alt = strings.Join(strings.Fields(alt), " ")
-			if i := strings.IndexAny(alt, "[<"); i >= 0 && !strings.Contains(alt[:i], "(") {
-				alt = strings.TrimSpace(alt[:i]) // arch or build-profile restrictions
-			}
-			var r relation
-			name, rest, _ := strings.Cut(alt, "(")
-			r.name, _, _ = strings.Cut(strings.TrimSpace(name), ":") // :any, :amd64
-			if rest != "" {
-				rest = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), ")"))
-				i := strings.IndexFunc(rest, func(c rune) bool { return !strings.ContainsRune("<=>", c) })
-				if i <= 0 {
-					return nil, fmt.Errorf("bad version constraint in %q", alt)
-				}
-				r.op, r.version = rest[:i], strings.TrimSpace(rest[i:])
-			}
-			if r.name == "" {
-				return nil, fmt.Errorf("empty package name in %q", clause)
-			}
-			alts = append(alts, r)
+		if len(alts) > 0 {
+			out = append(out, dependency.Relation{Possibilities: alts})
 		}
-		out = append(out, alts)
 	}
 	return out, nil
 }
@@ -99,9 +81,13 @@ func NewAptIndex(pkgs ...[]AptPackage) *AptIndex {
 		for _, p := range ps {
 			ix.byName[p.Package] = append(ix.byName[p.Package], p)
 			rels, _ := parseDepends(p.Provides)
-			for _, alts := range rels {
-				for _, r := range alts {
-					ix.provides[r.name] = append(ix.provides[r.name], provision{version: r.version, pkg: p})
+			for _, rel := range rels {
+				for _, a := range rel.Possibilities {
+					pv := provision{pkg: p}
+					if a.Version != nil {
+						pv.version = a.Version.Number
+					}
+					ix.provides[a.Name] = append(ix.provides[a.Name], pv)
 				}
 			}
 		}
@@ -129,98 +115,143 @@ func (r *Resolution) Artifacts() []Artifact {
 }
 
 // Resolve picks packages for the requests ("name" or "name=version") and,
-// recursively, their Pre-Depends and Depends. It takes the newest version
-// that meets the constraint at hand unless a request pins one (there is no
-// backtracking, as in apt's own first pass), uses the
-// first satisfiable alternative of "a | b", and skips what installed already
-// satisfies. A dependency nobody provides is listed in Missing (the Ubuntu
-// archive is not indexed here); an unknown request or a version conflict is
-// an error.
+// recursively, their Pre-Depends and Depends, skipping what installed
+// already satisfies. Each choice prefers the newest fitting version of the
+// first alternative of "a | b" (real packages before virtual ones) and
+// backtracks to the next candidate when a later requirement cannot be met,
+// so the order of the requests does not matter. A dependency nobody
+// provides is listed in Missing (the Ubuntu archive is not indexed here); an
+// unknown request or a version conflict is an error.
 func (ix *AptIndex) Resolve(requests []string, installed Installed) (*Resolution, error) {
-	r := &resolver{ix: ix, inst: installed, selected: map[string]AptPackage{}, satisfied: map[string]bool{}, missing: map[string]bool{}}
+	s := &solver{ix: ix, inst: installed, sel: map[string]AptPackage{}}
 	for _, req := range requests {
 		name, ver, pinned := strings.Cut(strings.TrimSpace(req), "=")
-		if iv, ok := installed[name]; ok && (!pinned || iv == ver) {
-			r.satisfied[name] = true
-			continue
-		}
-		var cand []AptPackage
+		found := false
 		for _, p := range ix.byName[name] {
-			if !pinned || p.Version == ver {
-				cand = append(cand, p)
-			}
+			found = found || !pinned || p.Version == ver
 		}
-		if len(cand) == 0 {
+		if _, inst := installed[name]; !found && !inst {
 			if pinned {
 				return nil, fmt.Errorf("apt: no %s version %s in the indexes", name, ver)
 			}
 			return nil, fmt.Errorf("apt: no package %s in the indexes", name)
 		}
-		if s, ok := r.selected[name]; ok && s.Version != cand[0].Version {
-			return nil, fmt.Errorf("apt: %s requested as %s and as %s", name, s.Version, cand[0].Version)
+		alt := dependency.Possibility{Name: name}
+		if pinned {
+			alt.Version = &dependency.VersionRelation{Operator: "=", Number: ver}
 		}
-		r.add(cand[0])
+		s.queue = append(s.queue, goal{from: "request " + req, alts: []dependency.Possibility{alt}, request: true})
 	}
-	if len(r.errs) > 0 {
-		return nil, errors.Join(r.errs...)
+	if !s.solve(0) {
+		if s.err == nil {
+			s.err = fmt.Errorf("apt: no consistent set of packages for %s", strings.Join(requests, " "))
+		}
+		return nil, s.err
 	}
 	res := &Resolution{}
-	for _, p := range r.selected {
+	for _, p := range s.sel {
 		res.Packages = append(res.Packages, p)
 	}
 	sort.Slice(res.Packages, func(i, j int) bool { return res.Packages[i].Package < res.Packages[j].Package })
-	for n := range r.satisfied {
-		res.Satisfied = append(res.Satisfied, n)
-	}
-	for n := range r.missing {
-		res.Missing = append(res.Missing, n)
-	}
-	sort.Strings(res.Satisfied)
-	sort.Strings(res.Missing)
+	res.Satisfied = sortedSet(s.satisfied)
+	res.Missing = sortedSet(s.missing)
 	return res, nil
 }
 
-type resolver struct {
+// maxSolveSteps bounds the backtracking search; real dependency sets need a
+// few hundred steps.
+const maxSolveSteps = 100000
+
+// goal is one relation to satisfy: a request, or a clause of a Depends.
+type goal struct {
+	from    string
+	alts    []dependency.Possibility
+	request bool // a request the installed system meets only at the requested version
+}
+
+// solver is a depth-first search with an undo trail: sel, queue, satisfied
+// and missing grow as candidates are tried and are cut back on failure.
+type solver struct {
 	ix        *AptIndex
 	inst      Installed
-	selected  map[string]AptPackage
-	satisfied map[string]bool
-	missing   map[string]bool
-	errs      []error
+	sel       map[string]AptPackage
+	queue     []goal
+	satisfied []string
+	missing   []string
+	steps     int
+	err       error // why the last branch failed; fatal once steps run out
 }
 
-func (r *resolver) add(p AptPackage) {
-	if _, done := r.selected[p.Package]; done {
-		return
+func (s *solver) solve(i int) bool {
+	for ; i < len(s.queue); i++ {
+		g := s.queue[i]
+		if s.holds(g) {
+			continue
+		}
+		cands, conflict := s.candidates(g)
+		if len(cands) == 0 {
+			if conflict == nil && !g.request {
+				s.missing = append(s.missing, relationString(g.alts))
+				continue
+			}
+			if conflict == nil {
+				conflict = fmt.Errorf("apt: %s cannot be met", g.from)
+			}
+			s.err = conflict
+			return false
+		}
+		for _, p := range cands {
+			if s.steps++; s.steps > maxSolveSteps {
+				s.err = fmt.Errorf("apt: gave up after %d resolution steps", maxSolveSteps)
+				return false
+			}
+			deps, err := s.depsOf(p)
+			if err != nil {
+				s.err = err
+				s.steps = maxSolveSteps // a broken index is not worth backtracking over
+				return false
+			}
+			nq, ns, nm := len(s.queue), len(s.satisfied), len(s.missing)
+			s.sel[p.Package] = p
+			for _, rel := range deps {
+				s.queue = append(s.queue, goal{from: p.String(), alts: rel.Possibilities})
+			}
+			if s.solve(i + 1) {
+				return true
+			}
+			if s.steps >= maxSolveSteps {
+				return false
+			}
+			delete(s.sel, p.Package)
+			s.queue, s.satisfied, s.missing = s.queue[:nq], s.satisfied[:ns], s.missing[:nm]
+		}
+		return false
 	}
-	r.selected[p.Package] = p
-	deps, err := parseDepends(joinNonEmpty(p.PreDepends, p.Depends))
+	return true
+}
+
+func (s *solver) depsOf(p AptPackage) ([]dependency.Relation, error) {
+	rels, err := parseDepends(joinNonEmpty(p.PreDepends, p.Depends))
 	if err != nil {
-		r.errs = append(r.errs, fmt.Errorf("apt: %s: %w", p, err))
-		return
+		return nil, fmt.Errorf("apt: %s: Depends: %w", p, err)
 	}
-	for _, alts := range deps {
-		if r.holds(alts) {
-			continue
-		}
-		if !r.choose(p, alts) {
-			r.missing[clauseString(alts)] = true
-		}
-	}
+	return rels, nil
 }
 
-// holds: some alternative is already selected or installed at a fitting version.
-func (r *resolver) holds(alts []relation) bool {
-	for _, a := range alts {
-		if s, ok := r.selected[a.name]; ok && versionSatisfies(s.Version, a.op, a.version) {
+// holds: some alternative is already selected or installed at a fitting
+// version (an installed package meets a request only if it is unpinned or
+// at the pinned version).
+func (s *solver) holds(g goal) bool {
+	for _, a := range g.alts {
+		if p, ok := s.sel[a.Name]; ok && versionSatisfies(p.Version, a.Version) {
 			return true
 		}
-		if v, ok := r.inst[a.name]; ok && (v == "" || versionSatisfies(v, a.op, a.version)) {
-			r.satisfied[a.name] = true
+		if v, ok := s.inst[a.Name]; ok && (v == "" && !g.request || versionSatisfies(v, a.Version)) {
+			s.satisfied = append(s.satisfied, a.Name)
 			return true
 		}
-		for _, pv := range r.ix.provides[a.name] {
-			if _, ok := r.selected[pv.pkg.Package]; ok && providesFits(pv, a) {
+		for _, pv := range s.ix.provides[a.Name] {
+			if _, ok := s.sel[pv.pkg.Package]; ok && providesFits(pv, a) {
 				return true
 			}
 		}
@@ -228,58 +259,63 @@ func (r *resolver) holds(alts []relation) bool {
 	return false
 }
 
-// choose selects the newest fitting package of the first alternative that
-// has one, real packages before virtual ones. An alternative already selected
-// at an unfitting version is a conflict, reported only if nothing else fits.
-func (r *resolver) choose(from AptPackage, alts []relation) bool {
-	var conflict error
-	for _, a := range alts {
-		if s, ok := r.selected[a.name]; ok {
-			conflict = fmt.Errorf("apt: %s needs %s but %s is selected", from, a, s)
+// candidates lists, in order of preference, the packages that would meet g:
+// for each alternative its fitting versions, newest first, then the
+// packages that provide one. With none, conflict says whether that is
+// because a package of that name is already selected at another version.
+func (s *solver) candidates(g goal) (cands []AptPackage, conflict error) {
+	for _, a := range g.alts {
+		if p, ok := s.sel[a.Name]; ok {
+			conflict = fmt.Errorf("apt: %s needs %s but %s is selected", g.from, a, p)
 			continue
 		}
-		for _, p := range r.ix.byName[a.name] {
-			if versionSatisfies(p.Version, a.op, a.version) {
-				r.add(p)
-				return true
+		for _, p := range s.ix.byName[a.Name] {
+			if versionSatisfies(p.Version, a.Version) {
+				cands = append(cands, p)
 			}
 		}
 	}
-	for _, a := range alts {
-		var best *AptPackage
-		for _, pv := range r.ix.provides[a.name] {
-			if providesFits(pv, a) && (best == nil || CompareDebVersions(pv.pkg.Version, best.Version) > 0 ||
-				pv.pkg.Package < best.Package && pv.pkg.Version == best.Version) {
-				p := pv.pkg
-				best = &p
+	for _, a := range g.alts {
+		var provs []AptPackage
+		for _, pv := range s.ix.provides[a.Name] {
+			if _, taken := s.sel[pv.pkg.Package]; !taken && providesFits(pv, a) {
+				provs = append(provs, pv.pkg)
 			}
 		}
-		if best != nil {
-			r.add(*best)
-			return true
-		}
+		sort.SliceStable(provs, func(i, j int) bool {
+			if c := CompareDebVersions(provs[i].Version, provs[j].Version); c != 0 {
+				return c > 0
+			}
+			return provs[i].Package < provs[j].Package
+		})
+		cands = append(cands, provs...)
 	}
-	if conflict != nil {
-		r.errs = append(r.errs, conflict)
-		return true
-	}
-	return false
+	return cands, conflict
 }
 
 // providesFits: an unversioned Provides only meets unversioned dependencies.
-func providesFits(pv provision, a relation) bool {
-	if a.op == "" {
+func providesFits(pv provision, a dependency.Possibility) bool {
+	if a.Version == nil {
 		return true
 	}
-	return pv.version != "" && versionSatisfies(pv.version, a.op, a.version)
+	return pv.version != "" && versionSatisfies(pv.version, a.Version)
 }
 
-func clauseString(alts []relation) string {
-	s := make([]string, len(alts))
-	for i, a := range alts {
-		s[i] = a.String()
+func relationString(alts []dependency.Possibility) string {
+	return dependency.Relation{Possibilities: alts}.String()
+}
+
+func sortedSet(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
 	}
-	return strings.Join(s, " | ")
+	sort.Strings(out)
+	return out
 }
 
 func joinNonEmpty(a, b string) string {

@@ -133,6 +133,30 @@ type entry struct {
 	control Control // .debs
 }
 
+// aptRepo sorts the .debs (their item.SHA256 set) as apt lists them and
+// writes the flat repository's indexes, Filename relative to apt/.
+func aptRepo(debs []*entry) (pkgs []Package, packages, packagesGz, release []byte, err error) {
+	debs = append([]*entry(nil), debs...)
+	sort.Slice(debs, func(i, j int) bool {
+		a, b := debs[i].control, debs[j].control
+		if a.Get("Package") != b.Get("Package") {
+			return a.Get("Package") < b.Get("Package")
+		}
+		if c := fetch.CompareDebVersions(a.Get("Version"), b.Get("Version")); c != 0 {
+			return c < 0
+		}
+		return a.Get("Architecture") < b.Get("Architecture")
+	})
+	var stanzas []string
+	for _, e := range debs {
+		stanzas = append(stanzas, e.control.stanza("./"+e.item.Name, e.size, e.item.SHA256))
+		pkgs = append(pkgs, Package{Package: e.control.Get("Package"), Version: e.control.Get("Version"),
+			Architecture: e.control.Get("Architecture"), File: e.dst})
+	}
+	packages, packagesGz, release, err = aptIndexes(stanzas)
+	return pkgs, packages, packagesGz, release, err
+}
+
 // Build writes the payload disk image to path, atomically: a temporary file
 // next to it is renamed over path only when complete. Items without a Path
 // come from c (which may be nil when every item has a Path). An empty item
@@ -384,27 +408,11 @@ func (w *writer) write(p *plan) error {
 		m.Files = append(m.Files, ManifestFile{Path: e.dst, Size: e.size, SHA256: sum})
 	}
 	if len(p.debs) > 0 {
-		debs := append([]*entry(nil), p.debs...)
-		sort.Slice(debs, func(i, j int) bool {
-			a, b := debs[i].control, debs[j].control
-			if a.Get("Package") != b.Get("Package") {
-				return a.Get("Package") < b.Get("Package")
-			}
-			if c := fetch.CompareDebVersions(a.Get("Version"), b.Get("Version")); c != 0 {
-				return c < 0
-			}
-			return a.Get("Architecture") < b.Get("Architecture")
-		})
-		var stanzas []string
-		for _, e := range debs {
-			stanzas = append(stanzas, e.control.stanza("./"+e.item.Name, e.size, e.item.SHA256))
-			m.Packages = append(m.Packages, Package{Package: e.control.Get("Package"), Version: e.control.Get("Version"),
-				Architecture: e.control.Get("Architecture"), File: e.dst})
-		}
-		pk, gz, rel, err := aptIndexes(stanzas)
+		pkgs, pk, gz, rel, err := aptRepo(p.debs)
 		if err != nil {
 			return fmt.Errorf("payload: apt indexes: %w", err)
 		}
+		m.Packages = pkgs
 		for _, g := range []struct {
 			name string
 			b    []byte
