@@ -199,7 +199,13 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	if regs := v.S.Images.Registries; len(regs) > 0 {
 		var b strings.Builder
-		for _, ra := range regs {
+		for i, ra := range regs {
+			// Not word() itself: its error would quote the token.
+			for _, f := range []string{ra.Registry, ra.Username, ra.Token} {
+				if _, err := word(f); err != nil {
+					return Files{}, fmt.Errorf("%s: images.registries[%d]: a registry, user name or token is empty or holds a space, '#' or a control character", n.Hostname, i)
+				}
+			}
 			fmt.Fprintf(&b, "%s %s %s\n", ra.Registry, ra.Username, ra.Token)
 		}
 		v.Files = append(v.Files, writeFile{Path: "/etc/bainode/registry-auth", Mode: "0600", Content: b.String()})
@@ -298,45 +304,41 @@ type writeFile struct {
 }
 
 var funcs = template.FuncMap{
-	// quote writes a YAML double-quoted scalar (JSON strings are YAML).
-	"quote": yamlQuote,
+	// quote writes a YAML double-quoted scalar; see yamlStr.
+	"quote": yamlStr,
+	// text writes a multi-line file as one double-quoted YAML scalar.
+	"text": yamlText,
 	// flow writes a YAML flow list of quoted strings.
-	"flow": func(ss []string) string {
+	"flow": func(ss []string) (string, error) {
 		q := make([]string, len(ss))
 		for i, s := range ss {
-			q[i] = yamlQuote(s)
-		}
-		return "[" + strings.Join(q, ", ") + "]"
-	},
-	"indent": func(n int, s string) string {
-		pad := strings.Repeat(" ", n)
-		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-		for i, l := range lines {
-			if l != "" {
-				lines[i] = pad + l
+			var err error
+			if q[i], err = yamlStr(s); err != nil {
+				return "", err
 			}
 		}
-		return strings.Join(lines, "\n")
+		return "[" + strings.Join(q, ", ") + "]", nil
 	},
 	"join": strings.Join,
 	// sh single-quotes a value for a shell-sourced env file.
-	"sh": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+	"sh": shStr,
+	// word and line check fields of line-oriented files (hosts, fstab, sysctl).
+	"word": word,
+	"words": func(ss []string) (string, error) {
+		for _, s := range ss {
+			if _, err := word(s); err != nil {
+				return "", err
+			}
+		}
+		return strings.Join(ss, " "), nil
+	},
+	"line": lineText,
 	"bit": func(b bool) int {
 		if b {
 			return 1
 		}
 		return 0
 	},
-}
-
-// yamlQuote writes a YAML double-quoted scalar: a JSON string, without
-// JSON's HTML escaping.
-func yamlQuote(s string) string {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	e.Encode(s)
-	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func gz(b []byte) []byte {

@@ -3,6 +3,7 @@ package render_test
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -63,6 +64,9 @@ func TestGolden(t *testing.T) {
 				dir := filepath.Join("testdata", "golden", ex, target, n.Hostname)
 				for name, got := range f.Map() {
 					p := filepath.Join(dir, name)
+					if name == "user-data" {
+						got = goldenView(t, got)
+					}
 					if *update {
 						os.MkdirAll(dir, 0o755)
 						os.WriteFile(p, got, 0o644)
@@ -73,12 +77,57 @@ func TestGolden(t *testing.T) {
 						t.Fatalf("%v (run go test -update)", err)
 					}
 					if !bytes.Equal(got, want) {
-						t.Errorf("%s differs from the golden file (go test -update rewrites it); got:\n%s", p, got)
+						t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", p, firstDiff(want, got))
 					}
 				}
 			}
 		}
 	}
+}
+
+// goldenView keeps golden user-data reviewable: each gz+b64 file is shown
+// as its size and sha256; TestUserDataCarriesTheGuide decodes the real ones.
+func goldenView(t *testing.T, b []byte) []byte {
+	t.Helper()
+	lines := strings.SplitAfter(string(b), "\n")
+	for i := 1; i < len(lines); i++ {
+		pre, enc, ok := strings.Cut(lines[i], "content: ")
+		if !ok || !strings.HasSuffix(strings.TrimSpace(lines[i-1]), "encoding: gz+b64") {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+		if err != nil {
+			t.Fatalf("gz+b64 content: %v", err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("gz+b64 content: %v", err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("gz+b64 content: %v", err)
+		}
+		lines[i] = fmt.Sprintf("%scontent: <gz+b64 of %d bytes, sha256 %x>\n", pre, len(plain), sha256.Sum256(plain))
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
+// firstDiff names the first differing line, so a failure stays short.
+func firstDiff(want, got []byte) string {
+	w, g := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n  want %q\n  got  %q", i+1, wl, gl)
+		}
+	}
+	return "same lines, different bytes"
 }
 
 type cloudConfig struct {
