@@ -58,6 +58,21 @@ func yamlText(indent int, s string) (string, error) {
 
 var errUTF8 = errors.New("is not valid UTF-8")
 
+// EncodeError is a value that the encoder of its destination refuses.
+type EncodeError struct{ Err error }
+
+func (e *EncodeError) Error() string { return e.Err.Error() }
+func (e *EncodeError) Unwrap() error { return e.Err }
+
+// refuse wraps an encoder error so exec can report it without the
+// template machinery around it.
+func refuse(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &EncodeError{err}
+}
+
 func yamlEscape(b *strings.Builder, s string, lineStart bool) error {
 	for i, r := range s {
 		switch {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io/fs"
@@ -293,6 +294,11 @@ func sameHostEntry(a, b spec.HostEntry) bool {
 func (r *Renderer) exec(name string, v *view) ([]byte, error) {
 	var b bytes.Buffer
 	if err := r.tmpl.ExecuteTemplate(&b, name, v); err != nil {
+		// A refused value is the site's problem: say which file, not
+		// which template action.
+		if ee := (*EncodeError)(nil); errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %s: %w", v.Node.Hostname, strings.TrimSuffix(name, ".tmpl"), ee)
+		}
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -305,34 +311,34 @@ type writeFile struct {
 
 var funcs = template.FuncMap{
 	// quote writes a YAML double-quoted scalar; see yamlStr.
-	"quote": yamlStr,
+	"quote": func(s string) (string, error) { q, err := yamlStr(s); return q, refuse(err) },
 	// text writes a multi-line file as one double-quoted YAML scalar.
-	"text": yamlText,
+	"text": func(n int, s string) (string, error) { q, err := yamlText(n, s); return q, refuse(err) },
 	// flow writes a YAML flow list of quoted strings.
 	"flow": func(ss []string) (string, error) {
 		q := make([]string, len(ss))
 		for i, s := range ss {
 			var err error
 			if q[i], err = yamlStr(s); err != nil {
-				return "", err
+				return "", refuse(err)
 			}
 		}
 		return "[" + strings.Join(q, ", ") + "]", nil
 	},
 	"join": strings.Join,
 	// sh single-quotes a value for a shell-sourced env file.
-	"sh": shStr,
+	"sh": func(s string) (string, error) { q, err := shStr(s); return q, refuse(err) },
 	// word and line check fields of line-oriented files (hosts, fstab, sysctl).
-	"word": word,
+	"word": func(s string) (string, error) { q, err := word(s); return q, refuse(err) },
 	"words": func(ss []string) (string, error) {
 		for _, s := range ss {
 			if _, err := word(s); err != nil {
-				return "", err
+				return "", refuse(err)
 			}
 		}
 		return strings.Join(ss, " "), nil
 	},
-	"line": lineText,
+	"line": func(s string) (string, error) { q, err := lineText(s); return q, refuse(err) },
 	"bit": func(b bool) int {
 		if b {
 			return 1
