@@ -85,7 +85,7 @@ type Renderer struct {
 	targets  map[string]Target
 	overlays fs.FS
 	version  string
-	statics  map[string]string // overlay path -> gz+b64, computed once
+	statics  map[string]static // by overlay path, computed once
 
 	mu    sync.Mutex
 	seed  maphash.Seed
@@ -97,6 +97,8 @@ type Options struct {
 	Templates fs.FS  // default templates.FS
 	Overlays  fs.FS  // default overlays.FS
 	Version   string // bainode's version, stamped in user-data
+
+	keepComments bool // for the size report: scripts as in overlays/
 }
 
 // New parses the templates and target data.
@@ -123,32 +125,39 @@ func New(o Options) (*Renderer, error) {
 			return nil, fmt.Errorf("targets.yaml has no entry for target %s", name)
 		}
 	}
-	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}, hosts: map[uint64]hostsEntry{}, seed: maphash.MakeSeed()}
+	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]static{}, hosts: map[uint64]hostsEntry{}, seed: maphash.MakeSeed()}
 	for _, f := range staticFiles {
 		b, err := fs.ReadFile(o.Overlays, f.src)
 		if err != nil {
 			return nil, fmt.Errorf("overlay %s: %w", f.src, err)
 		}
-		r.statics[f.src] = gzB64(b)
+		if f.strip && !o.keepComments {
+			b = stripShell(b)
+		}
+		r.statics[f.src] = static{text: string(b), gzB64: gzB64(b)}
 	}
 	return r, nil
 }
+
+// static is an overlay file ready for write_files, in both encodings.
+type static struct{ text, gzB64 string }
 
 // staticFile is an overlay file installed on nodes as is.
 type staticFile struct {
 	src, dst, mode string
 	when           func(*view) bool
+	strip          bool // a bash script: comments go at render time
 }
 
 var always = func(*view) bool { return true }
 
 var staticFiles = []staticFile{
-	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always},
-	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always},
-	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always},
-	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always},
-	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }},
-	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }},
+	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false},
+	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }, false},
+	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
 }
 
 // Node renders one node of a validated site.
@@ -214,7 +223,14 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	for _, s := range staticFiles {
 		if s.when(v) {
-			v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Encoded: r.statics[s.src]})
+			st := r.statics[s.src]
+			if site.Seed.Gzip {
+				// gzip over the whole text beats gzip per file plus base64,
+				// which gzip cannot shrink again.
+				v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Content: st.text})
+			} else {
+				v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Encoded: st.gzB64})
+			}
 		}
 	}
 	if f.UserData, err = r.exec("user-data.tmpl", v); err != nil {
@@ -238,10 +254,26 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	if site.Seed.Gzip {
 		f.UserData = gz(f.UserData)
 	}
-	if len(f.UserData) > UserDataLimit {
-		f.Warnings = append(f.Warnings, fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; set seed.gzip: true", n.Hostname, len(f.UserData)))
+	if w := sizeWarning(n.Hostname, f.UserData, site.Seed.Gzip); w != "" {
+		f.Warnings = append(f.Warnings, w)
 	}
 	return f, nil
+}
+
+// sizeWarning names only a remedy that works: seed.gzip when gzipped
+// user-data fits (estimated from this one; the raw-text layout seed.gzip
+// writes gzips a little smaller still), else an #include.
+func sizeWarning(host string, ud []byte, gzipped bool) string {
+	if len(ud) <= UserDataLimit {
+		return ""
+	}
+	z := len(ud)
+	if !gzipped {
+		if z = len(gz(ud)); z <= UserDataLimit {
+			return fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; seed.gzip: true brings it to about %d bytes", host, len(ud), z)
+		}
+	}
+	return fmt.Sprintf("%s: user-data is %d bytes even gzipped, over the 16 KiB AWS EC2 limit; for EC2, serve it from a private URL and give the instance a two-line user-data: '#include' and that URL", host, z)
 }
 
 // hostsBlock renders the /etc/hosts block once per distinct list of
