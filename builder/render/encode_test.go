@@ -1,6 +1,12 @@
 package render
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
 
 // One case per injection class, with the exact bytes the encoder writes.
 func TestYAMLStr(t *testing.T) {
@@ -97,4 +103,48 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// FuzzEncoders: whatever the string, the YAML encoders write one line of
+// printable ASCII (text: one per file line) that yaml.v3 reads back as the
+// same string, and sh never leaves its quotes. `make fuzz` runs it.
+func FuzzEncoders(f *testing.F) {
+	for _, s := range []string{"", "no", "a\nb", "\r\u0085\u2028\u2029", "\x00\x7f\u009b", `'"\`, " lead\n\ttab\n", "---\n...\n", "é😀\ufeff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := yamlStr(s)
+		if !utf8.ValidString(s) {
+			if err == nil {
+				t.Fatalf("yamlStr(%q) accepted invalid UTF-8", s)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(q); i++ {
+			if q[i] < 0x20 || q[i] > 0x7e {
+				t.Fatalf("yamlStr(%q) = %q: byte %#x", s, q, q[i])
+			}
+		}
+		var got struct{ K, T string }
+		txt, err := yamlText(2, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal([]byte("k: "+q+"\nt: "+txt+"\n"), &got); err != nil || got.K != s || got.T != s {
+			t.Fatalf("%q: read back %q, %q, %v\n%s\n%s", s, got.K, got.T, err, q, txt)
+		}
+		sh, err := shStr(s)
+		if strings.IndexByte(s, 0) >= 0 {
+			if err == nil {
+				t.Fatal("sh accepted NUL")
+			}
+			return
+		}
+		if inner := sh[1 : len(sh)-1]; strings.Count(strings.ReplaceAll(inner, `'\''`, ""), "'") != 0 {
+			t.Fatalf("sh(%q) = %s leaves its quotes", s, sh)
+		}
+	})
 }
