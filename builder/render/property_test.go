@@ -170,6 +170,9 @@ var nasty = []string{"\n", "\r", "\r\n", "\u0085", "\u2028", "\u2029", "\x00", "
 var tame = []string{"'", `"`, `\`, "#", " #", ": ", "- ", "{", "}", "[", "]", "&a", "*a", "!!str ", "%", "@", "`", "|", ">",
 	"no", "on", "null", "012", "0x1f", "1.50", "~", "$(id)", "${X}", `'\''`, `\n`, `\x41`, ",", "=", "é", "日本", "😀", "-", ".", "_", "0"}
 
+// Plain scalars YAML 1.1 reads as bool, null, int or float.
+var yaml11 = []string{"no", "yes", "on", "off", "y", "n", "true", "null", "012", "0x1f", "0o17", "1.50", "1e3", "1_000", "0b101", "190:20:30", ".inf", "2001-01-01", "~"}
+
 func randRune(r *rand.Rand) rune {
 	switch r.Intn(6) {
 	case 0:
@@ -190,6 +193,9 @@ func randRune(r *rand.Rand) rune {
 // mutate inserts random pieces into a valid value, so that values keep
 // passing validation's patterns often enough to reach render.
 func mutate(r *rand.Rand, base string) string {
+	if r.Intn(6) == 0 { // a whole value YAML 1.1 reads as another type
+		return yaml11[r.Intn(len(yaml11))]
+	}
 	rs := []rune(base)
 	if r.Intn(5) == 0 {
 		rs = nil
