@@ -77,7 +77,8 @@ func yamlEscape(b *strings.Builder, s string, lineStart bool) error {
 	for i, r := range s {
 		switch {
 		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return fmt.Errorf("%q %w", s, errUTF8)
+			// Not quoted: the value may be a secret (a password hash).
+			return fmt.Errorf("a value %w (byte %d)", errUTF8, i)
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)

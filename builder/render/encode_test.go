@@ -32,7 +32,7 @@ func TestYAMLStr(t *testing.T) {
 			t.Errorf("yamlStr(%q) = %s, %v; want %s", tc.in, got, err, tc.want)
 		}
 	}
-	if _, err := yamlStr("a\xffb"); err == nil || err.Error() != `"a\xffb" is not valid UTF-8` {
+	if _, err := yamlStr("a\xffb"); err == nil || err.Error() != "a value is not valid UTF-8 (byte 1)" {
 		t.Errorf("invalid UTF-8: %v", err)
 	}
 }
