@@ -64,6 +64,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./builder/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzCompareDebVersions$$' -fuzztime $(FUZZTIME) ./builder/fetch
+	$(GO) test -run '^$$' -fuzz '^FuzzEncoders$$' -fuzztime $(FUZZTIME) ./builder/render
 	@if ls builder/serve/*fuzz*_test.go >/dev/null 2>&1; then \
 		$(GO) test -tags $(DQLITE_TAGS) -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./builder/serve; fi
 

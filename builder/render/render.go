@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io/fs"
@@ -84,7 +85,7 @@ type Renderer struct {
 	targets  map[string]Target
 	overlays fs.FS
 	version  string
-	statics  map[string]string // overlay path -> gz+b64, computed once
+	statics  map[string]static // by overlay path, computed once
 
 	mu    sync.Mutex
 	seed  maphash.Seed
@@ -96,6 +97,8 @@ type Options struct {
 	Templates fs.FS  // default templates.FS
 	Overlays  fs.FS  // default overlays.FS
 	Version   string // bainode's version, stamped in user-data
+
+	keepComments bool // for the size report: scripts as in overlays/
 }
 
 // New parses the templates and target data.
@@ -122,32 +125,39 @@ func New(o Options) (*Renderer, error) {
 			return nil, fmt.Errorf("targets.yaml has no entry for target %s", name)
 		}
 	}
-	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]string{}, hosts: map[uint64]hostsEntry{}, seed: maphash.MakeSeed()}
+	r := &Renderer{tmpl: t, targets: targets, overlays: o.Overlays, version: o.Version, statics: map[string]static{}, hosts: map[uint64]hostsEntry{}, seed: maphash.MakeSeed()}
 	for _, f := range staticFiles {
 		b, err := fs.ReadFile(o.Overlays, f.src)
 		if err != nil {
 			return nil, fmt.Errorf("overlay %s: %w", f.src, err)
 		}
-		r.statics[f.src] = gzB64(b)
+		if f.strip && !o.keepComments {
+			b = stripShell(b)
+		}
+		r.statics[f.src] = static{text: string(b), gzB64: gzB64(b)}
 	}
 	return r, nil
 }
+
+// static is an overlay file ready for write_files, in both encodings.
+type static struct{ text, gzB64 string }
 
 // staticFile is an overlay file installed on nodes as is.
 type staticFile struct {
 	src, dst, mode string
 	when           func(*view) bool
+	strip          bool // a bash script: comments go at render time
 }
 
 var always = func(*view) bool { return true }
 
 var staticFiles = []staticFile{
-	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always},
-	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always},
-	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always},
-	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always},
-	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }},
-	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }},
+	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false},
+	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }, false},
+	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
 }
 
 // Node renders one node of a validated site.
@@ -199,7 +209,13 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	if regs := v.S.Images.Registries; len(regs) > 0 {
 		var b strings.Builder
-		for _, ra := range regs {
+		for i, ra := range regs {
+			// Not word() itself: its error would quote the token.
+			for _, f := range []string{ra.Registry, ra.Username, ra.Token} {
+				if _, err := word(f); err != nil {
+					return Files{}, fmt.Errorf("%s: images.registries[%d]: a registry, user name or token is empty or holds a space, '#' or a control character", n.Hostname, i)
+				}
+			}
 			fmt.Fprintf(&b, "%s %s %s\n", ra.Registry, ra.Username, ra.Token)
 		}
 		v.Files = append(v.Files, writeFile{Path: "/etc/bainode/registry-auth", Mode: "0600", Content: b.String()})
@@ -207,7 +223,14 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	for _, s := range staticFiles {
 		if s.when(v) {
-			v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Encoded: r.statics[s.src]})
+			st := r.statics[s.src]
+			if site.Seed.Gzip {
+				// gzip over the whole text beats gzip per file plus base64,
+				// which gzip cannot shrink again.
+				v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Content: st.text})
+			} else {
+				v.Files = append(v.Files, writeFile{Path: s.dst, Mode: s.mode, Encoded: st.gzB64})
+			}
 		}
 	}
 	if f.UserData, err = r.exec("user-data.tmpl", v); err != nil {
@@ -231,10 +254,26 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	if site.Seed.Gzip {
 		f.UserData = gz(f.UserData)
 	}
-	if len(f.UserData) > UserDataLimit {
-		f.Warnings = append(f.Warnings, fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; set seed.gzip: true", n.Hostname, len(f.UserData)))
+	if w := sizeWarning(n.Hostname, f.UserData, site.Seed.Gzip); w != "" {
+		f.Warnings = append(f.Warnings, w)
 	}
 	return f, nil
+}
+
+// sizeWarning names only a remedy that works: seed.gzip when gzipped
+// user-data fits (estimated from this one; the raw-text layout seed.gzip
+// writes gzips a little smaller still), else an #include.
+func sizeWarning(host string, ud []byte, gzipped bool) string {
+	if len(ud) <= UserDataLimit {
+		return ""
+	}
+	z := len(ud)
+	if !gzipped {
+		if z = len(gz(ud)); z <= UserDataLimit {
+			return fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; seed.gzip: true brings it to about %d bytes", host, len(ud), z)
+		}
+	}
+	return fmt.Sprintf("%s: user-data is %d bytes even gzipped, over the 16 KiB AWS EC2 limit; for EC2, serve it from a private URL and give the instance a two-line user-data: '#include' and that URL", host, z)
 }
 
 // hostsBlock renders the /etc/hosts block once per distinct list of
@@ -287,6 +326,11 @@ func sameHostEntry(a, b spec.HostEntry) bool {
 func (r *Renderer) exec(name string, v *view) ([]byte, error) {
 	var b bytes.Buffer
 	if err := r.tmpl.ExecuteTemplate(&b, name, v); err != nil {
+		// A refused value is the site's problem: say which file, not
+		// which template action.
+		if ee := (*EncodeError)(nil); errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %s: %w", v.Node.Hostname, strings.TrimSuffix(name, ".tmpl"), ee)
+		}
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -298,45 +342,41 @@ type writeFile struct {
 }
 
 var funcs = template.FuncMap{
-	// quote writes a YAML double-quoted scalar (JSON strings are YAML).
-	"quote": yamlQuote,
+	// quote writes a YAML double-quoted scalar; see yamlStr.
+	"quote": func(s string) (string, error) { q, err := yamlStr(s); return q, refuse(err) },
+	// text writes a multi-line file as one double-quoted YAML scalar.
+	"text": func(n int, s string) (string, error) { q, err := yamlText(n, s); return q, refuse(err) },
 	// flow writes a YAML flow list of quoted strings.
-	"flow": func(ss []string) string {
+	"flow": func(ss []string) (string, error) {
 		q := make([]string, len(ss))
 		for i, s := range ss {
-			q[i] = yamlQuote(s)
-		}
-		return "[" + strings.Join(q, ", ") + "]"
-	},
-	"indent": func(n int, s string) string {
-		pad := strings.Repeat(" ", n)
-		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-		for i, l := range lines {
-			if l != "" {
-				lines[i] = pad + l
+			var err error
+			if q[i], err = yamlStr(s); err != nil {
+				return "", refuse(err)
 			}
 		}
-		return strings.Join(lines, "\n")
+		return "[" + strings.Join(q, ", ") + "]", nil
 	},
 	"join": strings.Join,
 	// sh single-quotes a value for a shell-sourced env file.
-	"sh": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+	"sh": func(s string) (string, error) { q, err := shStr(s); return q, refuse(err) },
+	// word and line check fields of line-oriented files (hosts, fstab, sysctl).
+	"word": func(s string) (string, error) { q, err := word(s); return q, refuse(err) },
+	"words": func(ss []string) (string, error) {
+		for _, s := range ss {
+			if _, err := word(s); err != nil {
+				return "", refuse(err)
+			}
+		}
+		return strings.Join(ss, " "), nil
+	},
+	"line": func(s string) (string, error) { q, err := lineText(s); return q, refuse(err) },
 	"bit": func(b bool) int {
 		if b {
 			return 1
 		}
 		return 0
 	},
-}
-
-// yamlQuote writes a YAML double-quoted scalar: a JSON string, without
-// JSON's HTML escaping.
-func yamlQuote(s string) string {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	e.Encode(s)
-	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func gz(b []byte) []byte {

@@ -1,7 +1,10 @@
 package render_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,5 +77,31 @@ func TestCloudInitSchema(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// seed.gzip's layout (every file as double-quoted text) passes too.
+func TestCloudInitSchemaGzipLayout(t *testing.T) {
+	ci := testenv.Need(t, "cloud-init")
+	r := renderer(t)
+	s, err := spec.Parse("variant.yaml", []byte(variant{true, true, true, true}.site("ubuntu-22.04")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Seed.Gzip = true
+	f, err := r.Node(s, &s.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(f.UserData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	p := filepath.Join(t.TempDir(), "user-data")
+	os.WriteFile(p, plain, 0o600)
+	out, err := exec.Command(ci, "schema", "-c", p).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Valid cloud-config") {
+		t.Errorf("cloud-init schema: %v\n%s", err, out)
 	}
 }

@@ -100,7 +100,7 @@ func TestSiteRenderer(t *testing.T) {
 
 	// An agent only in the inventory inherits the site's agent role (GPU on).
 	extra := get("/nocloud/bai-extra/user-data")
-	if !strings.Contains(extra, "hostname: bai-extra\n") || !strings.Contains(extra, "GPU=1") {
+	if !strings.Contains(extra, "hostname: \"bai-extra\"\n") || !strings.Contains(extra, "GPU=1") {
 		t.Errorf("a node only in the inventory should be rendered as an agent of the site:\n%.400s", extra)
 	}
 }

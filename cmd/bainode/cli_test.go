@@ -130,7 +130,7 @@ nodes:
 
 func TestRenderStdout(t *testing.T) {
 	out, errs, code := bainode(t, "", "render", "--example", "cluster", "--node", "bai-a01", "--stdout")
-	if code != 0 || !strings.HasPrefix(out, "#cloud-config\n") || !strings.Contains(out, "hostname: bai-a01\n") {
+	if code != 0 || !strings.HasPrefix(out, "#cloud-config\n") || !strings.Contains(out, "hostname: \"bai-a01\"\n") {
 		t.Errorf("exit %d, stdout starts %.60q, stderr %s", code, out, errs)
 	}
 	if !strings.Contains(errs, "16 KiB") {

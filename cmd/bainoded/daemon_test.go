@@ -123,7 +123,7 @@ func TestDaemonLone(t *testing.T) {
 	d = startDaemon(t, "--data", data, "--listen", addr, "--admin-listen", admin)
 	resp = waitGet(t, http.DefaultClient, "http://"+addr+"/nocloud/52:54:00:00:00:01/meta-data")
 	body := readBody(resp)
-	if resp.StatusCode != 200 || !strings.Contains(body, "local-hostname: gpu1\n") {
+	if resp.StatusCode != 200 || !strings.Contains(body, "local-hostname: \"gpu1\"\n") {
 		t.Errorf("seed after restart: %d %q", resp.StatusCode, body)
 	}
 	if strings.Contains(d.out.String(), "wrote a new admin token") {

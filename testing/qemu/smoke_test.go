@@ -107,9 +107,10 @@ func TestSmokeBrokenSeed(t *testing.T) {
 	ud := string(f.UserData)
 	for _, c := range []struct{ old, new string }{
 		// The guide's quoted port range, which sysctl rejects.
-		{"net.ipv4.ip_local_port_range = 10000 65000", `net.ipv4.ip_local_port_range = "10000 65000"`},
+		{"net.ipv4.ip_local_port_range = 10000 65000", `net.ipv4.ip_local_port_range = \"10000 65000\"`},
 		// A conflicting limits line after the guide's: it wins.
-		{"      bai soft nofile 512000\n", "      bai soft nofile 512000\n      bai soft nofile 1024\n"},
+		// (file lines are escaped line breaks in a double-quoted scalar)
+		{"      bai soft nofile 512000\\n\\\n", "      bai soft nofile 512000\\n\\\n      bai soft nofile 1024\\n\\\n"},
 		// cloud-init re-renders /etc/hosts on every boot.
 		{"manage_etc_hosts: false", "manage_etc_hosts: true"},
 		// /vfroot left to root.
