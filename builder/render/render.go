@@ -319,6 +319,19 @@ var funcs = template.FuncMap{
 		return strings.Join(lines, "\n")
 	},
 	"join": strings.Join,
+	// useraddGroups is " -G a,b" for the supplementary groups, or "".
+	"useraddGroups": func(groups []string, primary string) string {
+		var g []string
+		for _, x := range groups {
+			if x != primary {
+				g = append(g, x)
+			}
+		}
+		if len(g) == 0 {
+			return ""
+		}
+		return " -G " + strings.Join(g, ",")
+	},
 	// sh single-quotes a value for a shell-sourced env file.
 	"sh": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
 	"bit": func(b bool) int {
