@@ -60,8 +60,11 @@ func (t Target) UserInBootcmd() bool {
 	return false
 }
 
-// versionLess compares dotted numeric versions ("20.1" < "22.1" < "22.10").
+// versionLess compares the upstream part of versions ("20.1-10-g71af48df-0ubuntu5"
+// < "22.1" < "22.10").
 func versionLess(a, b string) bool {
+	a, _, _ = strings.Cut(a, "-")
+	b, _, _ = strings.Cut(b, "-")
 	as, bs := strings.Split(a, "."), strings.Split(b, ".")
 	for i := 0; i < len(as) && i < len(bs); i++ {
 		x, _ := strconv.Atoi(as[i])
