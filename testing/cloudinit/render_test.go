@@ -19,6 +19,7 @@ type rendered struct {
 	target, name string
 	dir          string // user-data, meta-data, network-config
 	files        render.Files
+	node         *spec.Node
 }
 
 // variantSite is one combination of the things that change the
@@ -84,7 +85,7 @@ func renderAll(t testing.TB) []rendered {
 					t.Fatal(err)
 				}
 			}
-			out = append(out, rendered{target: target, name: id, dir: dir, files: f})
+			out = append(out, rendered{target: target, name: id, dir: dir, files: f, node: n})
 		}
 	}
 	for _, target := range spec.Targets {

@@ -1,5 +1,6 @@
 # Runs cloud-init from a source tree on Debian's python3.
 #   shim.py cli ARGS...          as the cloud-init command
+#   shim.py run SCRIPT ARGS...   a tree's tool (tools/render-cloudcfg)
 #   shim.py schema OLD F...      `cloud-init schema -c F` for each F in one
 #                                process; OLD=1 uses `devel schema` (<= 22.1).
 # Prints one JSON line per file: {"file", "rc", "out"}.
@@ -14,6 +15,13 @@ import sys
 for _n in ("Iterable", "Mapping", "MutableMapping", "Sequence", "Callable", "Set", "MutableSet", "Hashable"):
     if not hasattr(collections, _n):
         setattr(collections, _n, getattr(collections.abc, _n))
+
+if sys.argv[1] == "run":
+    import runpy
+
+    sys.argv = sys.argv[2:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    sys.exit(0)
 
 from cloudinit.cmd import main as cimain  # noqa: E402
 
