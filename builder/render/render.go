@@ -358,6 +358,20 @@ var funcs = template.FuncMap{
 		return "[" + strings.Join(q, ", ") + "]", nil
 	},
 	"join": strings.Join,
+	// useraddGroups is " -G 'a,b'" for the supplementary groups, or "".
+	"useraddGroups": func(groups []string, primary string) (string, error) {
+		var g []string
+		for _, x := range groups {
+			if x != primary {
+				g = append(g, x)
+			}
+		}
+		if len(g) == 0 {
+			return "", nil
+		}
+		q, err := shStr(strings.Join(g, ","))
+		return " -G " + q, refuse(err)
+	},
 	// sh single-quotes a value for a shell-sourced env file.
 	"sh": func(s string) (string, error) { q, err := shStr(s); return q, refuse(err) },
 	// word and line check fields of line-oriented files (hosts, fstab, sysctl).

@@ -8,7 +8,7 @@ const Version = 1
 
 // Targets are the operating systems bainode renders for. Ubuntu 20.04 is the
 // guide's release and the default.
-var Targets = []string{"ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04", "debian-12"}
+var Targets = []string{"ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04", "ubuntu-26.04", "debian-12"}
 
 // DefaultTarget is the guide's release.
 const DefaultTarget = "ubuntu-20.04"

@@ -892,3 +892,27 @@ esac`})
 		t.Errorf("bai-a01 actual: got %q, want %q", got, want)
 	}
 }
+
+// "degraded done" is a failed node for CI tools: noble's cloud-init exits
+// 2; focal's and jammy's exit 0 but still say degraded.
+func TestScriptCloudInitDegraded(t *testing.T) {
+	needHost(t, "su", "getent", "runuser")
+	for _, tc := range []struct{ name, body, actual string }{
+		{"noble", "printf 'status: done\\nextended_status: degraded done\\n'; exit 2", "done (degraded done), exit 2"},
+		{"focal", "printf 'status: done\\nextended_status: degraded done\\n'; exit 0", "done (degraded done), exit 0"},
+		{"exit only", "echo 'status: done'; exit 2", "done, exit 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := passFixture(t)
+			writeFile(t, filepath.Join(f.bin, "cloud-init"), "#!/bin/bash\n"+tc.body+"\n", 0o755)
+			r := runScript(t, f.env, f.environ)
+			r.want(t, StatusFail, "cloudinit.status")
+			if c := r.get(t, "cloudinit.status"); c.Actual != tc.actual {
+				t.Errorf("actual: got %q, want %q", c.Actual, tc.actual)
+			}
+		})
+	}
+	f := passFixture(t)
+	writeFile(t, filepath.Join(f.bin, "cloud-init"), "#!/bin/bash\nprintf 'status: done\\nextended_status: done\\n'\n", 0o755)
+	runScript(t, f.env, f.environ).want(t, StatusPass, "cloudinit.status")
+}
