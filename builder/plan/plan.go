@@ -46,6 +46,9 @@ const (
 	NVIDIAToolkitRepo = "https://nvidia.github.io/libnvidia-container/stable/deb"
 	// UbuntuCloudImages is where Ubuntu's cloud images are published.
 	UbuntuCloudImages = "https://cloud-images.ubuntu.com"
+	// DistDocker is the distribution's own Docker package, which a payload
+	// may carry instead of Docker's.
+	DistDocker = "docker.io"
 	// CUDAFingerprint is the CUDA repository's signing key (checked on the
 	// node; bainode does not fetch CUDA).
 	CUDAFingerprint = "EB693B3035CD5710E231E123A4B469963BF863CC"
