@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"strings"
+
 	"fmt"
 
 	"github.com/lablup/bainode/builder/fetch"
@@ -140,4 +142,28 @@ var rules = []rule{
 			st.Paths = []string{"/etc/fstab"}
 		}},
 	{name: "verify", where: Node, field: "verify"},
+}
+
+// PackageNames are every package name the rules and targets.yaml can ask
+// for (patterns unfilled), for the contract test that keeps them out of
+// the scripts.
+func PackageNames() []string {
+	names := []string{DistDocker}
+	for _, r := range []repoRule{dockerRepo, toolkitRepo} {
+		for _, p := range r.packages {
+			names = append(names, p.name)
+		}
+	}
+	ts, _ := Targets()
+	for _, t := range ts {
+		for _, l := range [][]string{t.NvidiaDriver, t.CUDARuntime, t.NFS} {
+			for _, p := range l {
+				if i := strings.IndexByte(p, '{'); i > 0 {
+					p = p[:i] // the fixed prefix of a pattern
+				}
+				names = append(names, p)
+			}
+		}
+	}
+	return names
 }
