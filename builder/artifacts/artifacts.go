@@ -14,27 +14,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"gopkg.in/yaml.v3"
 
 	"github.com/lablup/bainode/builder/fetch"
 	"github.com/lablup/bainode/builder/payload"
+	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
-	"github.com/lablup/bainode/templates"
 )
 
 // Kinds of Request, as recorded in the lock (fetch.Artifact.Kind).
 const (
-	KindPython     = "python"
-	KindCloudImage = "cloud-image"
-	KindDeb        = "deb"
-	KindImage      = "image"
+	KindPython     = plan.KindPython
+	KindCloudImage = plan.KindCloudImage
+	KindDeb        = plan.KindDeb
+	KindImage      = plan.KindImage
 )
 
 // Request is one artifact to fetch and who needs it.
@@ -67,9 +64,9 @@ func (r Request) Where() string {
 
 // Key names for Options.Keys.
 const (
-	KeyDocker     = "docker"
-	KeyNVIDIA     = "nvidia"
-	KeyCloudImage = "cloud-image"
+	KeyDocker     = plan.KeyDocker
+	KeyNVIDIA     = plan.KeyNVIDIA
+	KeyCloudImage = plan.KeyCloudImage
 )
 
 // Options tune ForSite.
@@ -105,150 +102,19 @@ func (o *Options) defaults() {
 	}
 }
 
-// target is what ForSite needs of templates/targets.yaml.
-type target struct {
-	Name       string `yaml:"-"`
-	Family     string `yaml:"family"`
-	Codename   string `yaml:"codename"`
-	DockerPath string `yaml:"docker_path"`
-}
-
-func loadTargets() (map[string]target, error) {
-	b, err := fs.ReadFile(templates.FS, "targets.yaml")
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]target
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("targets.yaml: %w", err)
-	}
-	for k, t := range m {
-		t.Name = k
-		m[k] = t
-	}
-	return m, nil
-}
-
-// node is one node as the rules see it.
-type node struct {
-	*spec.Node
-	t    target
-	arch string
-}
-
-// ---- the mapping -------------------------------------------------------
-
-// aptRepo is an apt repository the nodes install from, when they do, and
-// which packages they install from it (as bainode-provision asks apt for
-// them).
-type aptRepo struct {
-	field      string // the setting that turns it on, for messages
-	key        string // Options.Keys name
-	trusted    fetch.TrustedKey
-	when       func(s *spec.Settings) bool
-	uri        func(n node) string
-	suite      func(n node) string // "/" for a flat repository
-	components []string
-	packages   []aptPackage
-}
-
-// aptPackage is one requested package; pin, if set, gives the version
-// setting ("" for none) and its name.
-type aptPackage struct {
-	name     string
-	when     func(s *spec.Settings) bool
-	pin      func(s *spec.Settings) string
-	pinField string
-}
-
-func dockerVersion(s *spec.Settings) string  { return s.Docker.Version }
-func toolkitVersion(s *spec.Settings) string { return s.GPU.ToolkitVersion }
-func toolkitPinned(s *spec.Settings) bool    { return s.GPU.ToolkitVersion != "" }
-
-// NVIDIAToolkitRepo is the NVIDIA container toolkit's apt repository, one
-// flat repository per architecture (render's NVIDIA_TOOLKIT_REPO).
-const NVIDIAToolkitRepo = "https://nvidia.github.io/libnvidia-container/stable/deb"
-
-var aptRepos = []aptRepo{
-	{
-		field: "docker", key: KeyDocker, trusted: fetch.DockerKey,
-		when:       func(s *spec.Settings) bool { return s.Docker.Enabled },
-		uri:        func(n node) string { return strings.TrimSuffix(n.Docker.Repository, "/") + "/" + n.t.DockerPath },
-		suite:      func(n node) string { return n.t.Codename },
-		components: []string{"stable"},
-		packages: []aptPackage{
-			{name: "containerd.io"},
-			{name: "docker-buildx-plugin"},
-			{name: "docker-ce", pin: dockerVersion, pinField: "docker.version"},
-			{name: "docker-ce-cli", pin: dockerVersion, pinField: "docker.version"},
-			{name: "docker-compose-plugin", when: func(s *spec.Settings) bool { return s.Docker.Compose }},
-		},
-	},
-	{
-		field: "gpu.toolkit", key: KeyNVIDIA, trusted: fetch.NVIDIAKey,
-		when:  func(s *spec.Settings) bool { return s.GPU.Enabled && s.GPU.Toolkit },
-		uri:   func(n node) string { return NVIDIAToolkitRepo + "/" + n.arch },
-		suite: func(node) string { return "/" },
-		packages: []aptPackage{
-			{name: "nvidia-container-toolkit", pin: toolkitVersion, pinField: "gpu.toolkit_version"},
-			{name: "nvidia-container-toolkit-base", when: toolkitPinned, pin: toolkitVersion, pinField: "gpu.toolkit_version"},
-			{name: "libnvidia-container-tools", when: toolkitPinned, pin: toolkitVersion, pinField: "gpu.toolkit_version"},
-			{name: "libnvidia-container1", when: toolkitPinned, pin: toolkitVersion, pinField: "gpu.toolkit_version"},
-		},
-	},
-}
-
-// fileRule is a file a node needs, found in a directory whose SHA256SUMS
-// lists it.
-type fileRule struct {
-	field string
-	kind  string
-	// file returns the directory, the file name, a sha256 pin ("" for none),
-	// the version, and whether the node needs it at all.
-	file func(n node, o *Options) (dir, name, pin, version string, ok bool)
-	// key names the keyring SHA256SUMS.gpg must verify with; "" for an
-	// unsigned SHA256SUMS (the lock pins its sums from then on).
-	key     string
-	trusted fetch.TrustedKey
-}
-
-// UbuntuCloudImages is where Ubuntu's cloud images are published.
-const UbuntuCloudImages = "https://cloud-images.ubuntu.com"
-
-var fileRules = []fileRule{
-	{
-		field: "python", kind: KindPython,
-		file: func(n node, _ *Options) (string, string, string, string, bool) {
-			p := n.Python
-			return strings.TrimSuffix(p.Mirror, "/") + "/" + p.Release, payload.PythonAsset(p), p.SHA256,
-				p.Version + "+" + p.Release, p.Enabled
-		},
-	},
-	{
-		field: "target (--cloud-image)", kind: KindCloudImage, key: KeyCloudImage, trusted: fetch.UbuntuCloudImageKey,
-		file: func(n node, o *Options) (string, string, string, string, bool) {
-			if !o.CloudImage || n.t.Family != "ubuntu" {
-				return "", "", "", "", false
-			}
-			return UbuntuCloudImages + "/" + n.t.Codename + "/current",
-				n.t.Codename + "-server-cloudimg-" + n.arch + ".img", "", "", true
-		},
-	},
-}
-
-// imageRule: every images.pull reference, cached as payload looks it up.
-func imageRequests(n node) []Request {
+// imageRequests: every images.pull reference, cached as payload looks it up.
+func imageRequests(n *spec.Node, p *plan.Plan) []Request {
 	var creds []fetch.RegistryCredential
 	for _, r := range n.Images.Registries {
 		creds = append(creds, fetch.RegistryCredential{Registry: r.Registry, Username: r.Username, Password: r.Token})
 	}
 	var out []Request
-	for i, ref := range n.Images.Pull {
+	for _, im := range p.Images() {
 		out = append(out, Request{
-			Artifact: fetch.Artifact{Name: payload.ImageArchiveName(ref), URL: fetch.ImageURLScheme + ref, Kind: KindImage},
-			Image:    &Image{Ref: ref, Platform: "linux/" + n.arch, Credentials: creds},
+			Artifact: fetch.Artifact{Name: payload.ImageArchiveName(im.Ref), URL: fetch.ImageURLScheme + im.Ref, Kind: KindImage},
+			Image:    &Image{Ref: im.Ref, Platform: im.Platform, Credentials: creds},
 			Nodes:    []string{n.Hostname},
-			Field:    fmt.Sprintf("images.pull[%d]", i),
+			Field:    im.Field,
 		})
 	}
 	return out
@@ -271,28 +137,29 @@ func ForSite(site *spec.Site, nodes []*spec.Node, o Options) ([]Request, error) 
 			nodes = append(nodes, &site.Nodes[i])
 		}
 	}
-	targets, err := loadTargets()
-	if err != nil {
-		return nil, err
-	}
 	b := &builder{o: &o, byName: map[string]*Request{}, sums: map[string]fetch.Sums{}, pkgs: map[string][]fetch.AptPackage{}, keys: map[string]openpgp.EntityList{}}
-	var ns []node
+	var ps []*plan.Plan
+	var planned []*spec.Node // by ps
 	for _, n := range nodes {
-		t, ok := targets[n.Target]
-		if !ok {
-			b.fail(fmt.Errorf("%s: target: no data for %q in targets.yaml", n.Hostname, n.Target))
+		p, err := plan.For(n, plan.Options{Arch: o.Arch, CloudImage: o.CloudImage})
+		if err != nil {
+			b.fail(err)
 			continue
 		}
-		ns = append(ns, node{Node: n, t: t, arch: o.Arch})
+		if o.CloudImage && p.Target.Family != "ubuntu" {
+			o.Warn(fmt.Sprintf("%s: no cloud image for %s: bainode fetches Ubuntu's only", n.Hostname, n.Target))
+		}
+		ps = append(ps, p)
+		planned = append(planned, n)
 	}
-	for _, rule := range fileRules {
-		for _, n := range ns {
-			b.file(rule, n)
+	for _, p := range ps {
+		for _, f := range p.Files() {
+			b.file(f, p.Node)
 		}
 	}
-	b.apt(ns)
-	for _, n := range ns {
-		for _, r := range imageRequests(n) {
+	b.apt(ps)
+	for i, p := range ps {
+		for _, r := range imageRequests(planned[i], p) {
 			b.add(r)
 		}
 	}
@@ -374,30 +241,24 @@ func (b *builder) keyring(name string, k fetch.TrustedKey) (openpgp.EntityList, 
 	return el, nil
 }
 
-func (b *builder) file(rule fileRule, n node) {
-	dir, file, pin, version, ok := rule.file(n, b.o)
-	if !ok {
-		if rule.kind == KindCloudImage && b.o.CloudImage {
-			b.o.Warn(fmt.Sprintf("%s: no cloud image for %s: bainode fetches Ubuntu's only", n.Hostname, n.Target))
-		}
-		return
-	}
-	a := fetch.Artifact{Name: file, URL: dir + "/" + file, SHA256: pin, Version: version, Kind: rule.kind}
-	if pin == "" {
-		sums, err := b.sumsOf(dir, rule)
+func (b *builder) file(f plan.File, host string) {
+	a := fetch.Artifact{Name: f.Name, URL: f.URL(), SHA256: f.SHA256, Version: f.Version, Kind: f.Kind}
+	if a.SHA256 == "" {
+		sums, err := b.sumsOf(f)
 		if err != nil {
-			b.fail(fmt.Errorf("%s: %s: %w", n.Hostname, rule.field, err))
+			b.fail(fmt.Errorf("%s: %s: %w", host, f.Field, err))
 			return
 		}
-		if a.SHA256 = sums[file]; a.SHA256 == "" {
-			b.fail(fmt.Errorf("%s: %s: %s/SHA256SUMS does not list %s", n.Hostname, rule.field, dir, file))
+		if a.SHA256 = sums[f.Name]; a.SHA256 == "" {
+			b.fail(fmt.Errorf("%s: %s: %s/SHA256SUMS does not list %s", host, f.Field, f.Dir, f.Name))
 			return
 		}
 	}
-	b.add(Request{Artifact: a, Nodes: []string{n.Hostname}, Field: rule.field})
+	b.add(Request{Artifact: a, Nodes: []string{host}, Field: f.Field})
 }
 
-func (b *builder) sumsOf(dir string, rule fileRule) (fetch.Sums, error) {
+func (b *builder) sumsOf(f plan.File) (fetch.Sums, error) {
+	dir := f.Dir
 	if s, ok := b.sums[dir]; ok {
 		return s, nil
 	}
@@ -405,9 +266,9 @@ func (b *builder) sumsOf(dir string, rule fileRule) (fetch.Sums, error) {
 		return nil, err
 	}
 	var kr openpgp.EntityList
-	if rule.key != "" {
+	if f.Key != "" {
 		var err error
-		if kr, err = b.keyring(rule.key, rule.trusted); err != nil {
+		if kr, err = b.keyring(f.Key, f.Trusted); err != nil {
 			return nil, err
 		}
 	}
@@ -439,35 +300,25 @@ type aptJob struct {
 // apt resolves, for each group of nodes with the same repositories and
 // requests, the packages and their dependencies over all those
 // repositories' indexes.
-func (b *builder) apt(ns []node) {
+func (b *builder) apt(ps []*plan.Plan) {
 	jobs := map[string]*aptJob{}
 	var order []string
-	for _, n := range ns {
+	for _, n := range ps {
 		j := &aptJob{pinOf: map[string]string{}}
-		for _, repo := range aptRepos {
-			if !repo.when(&n.Settings) {
-				continue
-			}
-			kr, err := b.keyring(repo.key, repo.trusted)
+		for _, repo := range n.Repos() {
+			kr, err := b.keyring(repo.Key, repo.Trusted)
 			if err != nil {
-				b.fail(fmt.Errorf("%s: %s: %w", n.Hostname, repo.field, err))
+				b.fail(fmt.Errorf("%s: %s: %w", n.Node, repo.Field, err))
 				continue
 			}
-			j.sources = append(j.sources, fetch.AptSource{URI: repo.uri(n), Suite: repo.suite(n),
-				Components: repo.components, Arch: n.arch, Keyring: kr})
-			j.fields = append(j.fields, repo.field)
-			for _, p := range repo.packages {
-				if p.when != nil && !p.when(&n.Settings) {
-					continue
+			j.sources = append(j.sources, fetch.AptSource{URI: repo.URI, Suite: repo.Suite,
+				Components: repo.Components, Arch: n.Arch, Keyring: kr})
+			j.fields = append(j.fields, repo.Field)
+			for _, p := range repo.Packages {
+				if p.Version != "" {
+					j.pinOf[p.Name] = p.PinField
 				}
-				req := p.name
-				if p.pin != nil {
-					if v := p.pin(&n.Settings); v != "" {
-						req += "=" + v
-						j.pinOf[p.name] = p.pinField
-					}
-				}
-				j.requests = append(j.requests, req)
+				j.requests = append(j.requests, p.Request())
 			}
 		}
 		if len(j.sources) == 0 {
@@ -479,10 +330,10 @@ func (b *builder) apt(ns []node) {
 		}
 		key.WriteString(strings.Join(j.requests, " "))
 		if old, ok := jobs[key.String()]; ok {
-			old.nodes = append(old.nodes, n.Hostname)
+			old.nodes = append(old.nodes, n.Node)
 			continue
 		}
-		j.nodes = []string{n.Hostname}
+		j.nodes = []string{n.Node}
 		jobs[key.String()] = j
 		order = append(order, key.String())
 	}
@@ -538,111 +389,4 @@ func (b *builder) resolve(j *aptJob) {
 		a.Kind = KindDeb
 		b.add(Request{Artifact: a, Nodes: append([]string(nil), j.nodes...), Field: field})
 	}
-}
-
-// ---- FromLock and Fetch ---------------------------------------------------
-
-// FromLock turns a lock back into requests: files by URL and sha256, images
-// by their locked digest (and tarball sha256).
-func FromLock(l *fetch.Lock) []Request {
-	var out []Request
-	for _, a := range l.Artifacts {
-		r := Request{Artifact: a, Field: "lock " + a.Name}
-		if ref, ok := strings.CutPrefix(a.URL, fetch.ImageURLScheme); ok {
-			r.Image = &Image{Ref: ref}
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// Fetch makes every request present in the cache: files in parallel through
-// fetch.Download (pinned, verified, resumed), then images through
-// fetch.PullImage (o.Jobs at a time). It returns the lock entries, one per
-// request in order, pinned (sha256, size; an image's digest as Version);
-// a request that failed is returned as given and its error, naming its
-// nodes and setting, is among the joined errors.
-func Fetch(ctx context.Context, c *fetch.Cache, reqs []Request, o fetch.Options) ([]fetch.Artifact, error) {
-	out := make([]fetch.Artifact, len(reqs))
-	var files []fetch.Artifact
-	var fileIdx, imgIdx []int
-	for i, r := range reqs {
-		out[i] = r.Artifact
-		if r.Image != nil {
-			imgIdx = append(imgIdx, i)
-		} else {
-			files = append(files, r.Artifact)
-			fileIdx = append(fileIdx, i)
-		}
-	}
-	var errs []error
-	if len(files) > 0 {
-		res, err := fetch.Download(ctx, c, files, o)
-		if res == nil {
-			return out, err
-		}
-		for k, i := range fileIdx {
-			out[i] = res.Artifacts[k]
-		}
-		errs = append(errs, attribute(err, reqs, fileIdx)...)
-	}
-
-	jobs := o.Jobs
-	if jobs <= 0 {
-		jobs = 4
-	}
-	imgErrs := make([]error, len(reqs))
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	for _, i := range imgIdx {
-		r := reqs[i]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			a, err := fetch.PullImage(ctx, c, r.Image.Ref, r.Image.Platform, fetch.Keychain(r.Image.Credentials...),
-				fetch.ImageOptions{Name: r.Artifact.Name, Digest: r.Artifact.Version, SHA256: r.Artifact.SHA256, Options: o})
-			if err != nil {
-				imgErrs[i] = fmt.Errorf("%s: %w", r.Where(), err)
-				return
-			}
-			out[i] = a
-		}()
-	}
-	wg.Wait()
-	for _, e := range imgErrs {
-		if e != nil {
-			errs = append(errs, e)
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-// attribute prefixes each of Download's errors (which start with the
-// artifact's name) with the nodes and setting of its request.
-func attribute(err error, reqs []Request, idx []int) []error {
-	if err == nil {
-		return nil
-	}
-	list := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	}
-	out := make([]error, 0, len(list))
-	for _, e := range list {
-		msg := e.Error()
-		var best *Request
-		for _, i := range idx {
-			r := &reqs[i]
-			if strings.HasPrefix(msg, r.Artifact.Name+":") && (best == nil || len(r.Artifact.Name) > len(best.Artifact.Name)) {
-				best = r
-			}
-		}
-		if best != nil {
-			e = fmt.Errorf("%s: %w", best.Where(), e)
-		}
-		out = append(out, e)
-	}
-	return out
 }

@@ -158,7 +158,10 @@ func Download(ctx context.Context, c *Cache, arts []Artifact, o Options) (*Resul
 				defer wg.Done()
 				for i := range work {
 					a, hit, err := d.fetchOne(ctx, arts[i])
-					res.Artifacts[i], errs[i] = a, err
+					res.Artifacts[i] = a
+					if err != nil {
+						errs[i] = &ArtifactError{Index: i, Name: arts[i].Name, Err: err}
+					}
 					switch {
 					case err != nil:
 						d.rep.end(a, "failed", err)
@@ -185,6 +188,17 @@ func Download(ctx context.Context, c *Cache, arts []Artifact, o Options) (*Resul
 	res.Fetched, res.Cached = int(fetched.Load()), int(cached.Load())
 	return res, errors.Join(errs...)
 }
+
+// ArtifactError is Download's error for one artifact: Index is its place
+// in the slice given to Download. The message is Err's, which names it.
+type ArtifactError struct {
+	Index int
+	Name  string
+	Err   error
+}
+
+func (e *ArtifactError) Error() string { return e.Err.Error() }
+func (e *ArtifactError) Unwrap() error { return e.Err }
 
 type downloader struct {
 	cache      *Cache

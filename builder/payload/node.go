@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lablup/bainode/builder/fetch"
+	install "github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
 )
 
@@ -30,9 +31,7 @@ type Sources struct {
 
 // PythonAsset is the python-build-standalone file name of a node's Python,
 // as the node's provisioning script expects it (render's PYTHON_ASSET).
-func PythonAsset(p spec.Python) string {
-	return fmt.Sprintf("cpython-%s+%s-%s-%s.tar.gz", p.Version, p.Release, p.Triple, p.Flavor)
-}
+func PythonAsset(p spec.Python) string { return install.PythonAsset(p) }
 
 // ForNodes collects what the nodes install offline: the .debs (for Docker,
 // GPU drivers, NFS), their Python tarball and their images. Items shared by

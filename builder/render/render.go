@@ -23,6 +23,8 @@ import (
 	"testing/fstest"
 	"text/template"
 
+	"github.com/lablup/bainode/builder/fetch"
+	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/overlays"
 	"github.com/lablup/bainode/templates"
@@ -39,9 +41,9 @@ const UserDataLimit = 16 * 1024
 
 // Key fingerprints the provisioning script checks apt keys against.
 var keyFingerprints = struct{ Docker, NVIDIA, CUDA string }{
-	Docker: "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
-	NVIDIA: "C95B321B61E88C1809C4F759DDCAE044F796ECB0",
-	CUDA:   "EB693B3035CD5710E231E123A4B469963BF863CC",
+	Docker: fetch.DockerFingerprint,
+	NVIDIA: fetch.NVIDIAFingerprint,
+	CUDA:   plan.CUDAFingerprint,
 }
 
 // Files are one node's cloud-init files.

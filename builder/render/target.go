@@ -1,87 +1,14 @@
 package render
 
 import (
-	"fmt"
 	"io/fs"
-	"strconv"
-	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/lablup/bainode/builder/plan"
 )
 
-// Target is what differs between operating systems, read from
-// templates/targets.yaml.
-type Target struct {
-	Name             string   `yaml:"-"`
-	Family           string   `yaml:"family"`
-	Codename         string   `yaml:"codename"`
-	CloudInit        []string `yaml:"cloud_init"`
-	DockerPath       string   `yaml:"docker_path"`
-	DHCPMatch        string   `yaml:"dhcp_match"`
-	DHCPInterface    string   `yaml:"dhcp_interface"`
-	NvidiaDriver     []string `yaml:"nvidia_driver"`
-	NvidiaComponents []string `yaml:"nvidia_components"`
-	CUDARepo         string   `yaml:"cuda_repo"`
-	CUDARuntime      []string `yaml:"cuda_runtime"`
-	NFS              []string `yaml:"nfs"`
-}
+// Target is what differs between operating systems (plan owns
+// targets.yaml).
+type Target = plan.Target
 
 // LoadTargets reads targets.yaml from a templates FS.
-func LoadTargets(fsys fs.FS) (map[string]Target, error) {
-	b, err := fs.ReadFile(fsys, "targets.yaml")
-	if err != nil {
-		return nil, err
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	var m map[string]Target
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("targets.yaml: %w", err)
-	}
-	for name, t := range m {
-		if len(t.CloudInit) == 0 {
-			return nil, fmt.Errorf("targets.yaml: %s: cloud_init: list the versions the release ships", name)
-		}
-		t.Name = name
-		m[name] = t
-	}
-	return m, nil
-}
-
-// UserInBootcmd says the operator must be made by useradd in bootcmd: the
-// target ships a cloud-init older than 22.1, which ignores an integer uid,
-// while a string uid degrades `cloud-init status` from 23.4 on.
-func (t Target) UserInBootcmd() bool {
-	for _, v := range t.CloudInit {
-		if versionLess(v, "22.1") {
-			return true
-		}
-	}
-	return false
-}
-
-// versionLess compares the upstream part of versions ("20.1-10-g71af48df-0ubuntu5"
-// < "22.1" < "22.10").
-func versionLess(a, b string) bool {
-	a, _, _ = strings.Cut(a, "-")
-	b, _, _ = strings.Cut(b, "-")
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, _ := strconv.Atoi(as[i])
-		y, _ := strconv.Atoi(bs[i])
-		if x != y {
-			return x < y
-		}
-	}
-	return len(as) < len(bs)
-}
-
-// fill replaces {branch} and {cuda} in package name patterns.
-func fill(pats []string, branch, cuda string) []string {
-	out := make([]string, len(pats))
-	r := strings.NewReplacer("{branch}", branch, "{cuda}", cuda)
-	for i, p := range pats {
-		out[i] = r.Replace(p)
-	}
-	return out
-}
+func LoadTargets(fsys fs.FS) (map[string]Target, error) { return plan.LoadTargets(fsys) }

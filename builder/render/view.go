@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 
+	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
 )
 
@@ -28,10 +29,15 @@ type view struct {
 	GPUDriver    []string
 	CUDAPackages []string
 	Toolkit      bool
-	Keys         struct{ Docker, NVIDIA, CUDA string }
-	Python       struct{ Asset, URL, SumsURL string }
-	PythonHome   string
-	Net          netView
+	// From the node's plan: apt requests (name or name=version) per step.
+	DockerPackages    []string
+	DockerDist        string
+	ToolkitPackages   []string
+	NVIDIAToolkitRepo string
+	Keys              struct{ Docker, NVIDIA, CUDA string }
+	Python            struct{ Asset, URL, SumsURL string }
+	PythonHome        string
+	Net               netView
 }
 
 type netView struct {
@@ -68,16 +74,25 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 	}
 	v.Sysctl = sysctlLines(s.Sysctl.Set)
 	v.DockerRepo = s.Docker.Repository + "/" + t.DockerPath
-	if s.GPU.Enabled {
-		v.GPUDriver = fill(t.NvidiaDriver, s.GPU.Driver, s.GPU.CUDA)
+	v.DockerDist = plan.DistDocker
+	v.NVIDIAToolkitRepo = plan.NVIDIAToolkitRepo
+	pl := plan.ForTarget(n, t, plan.Options{})
+	if st := pl.Step("docker"); st != nil {
+		v.DockerPackages = requests(st.Repos)
+	}
+	if st := pl.Step("gpu-driver"); st != nil {
+		v.GPUDriver = plan.Fill(t.NvidiaDriver, s.GPU.Driver, s.GPU.CUDA)
 		if s.GPU.CUDA != "" {
-			v.CUDAPackages = fill(t.CUDARuntime, s.GPU.Driver, s.GPU.CUDA)
+			v.CUDAPackages = plan.Fill(t.CUDARuntime, s.GPU.Driver, s.GPU.CUDA)
 		}
-		v.Toolkit = s.GPU.Toolkit
+	}
+	if st := pl.Step("gpu-toolkit"); st != nil {
+		v.Toolkit = true
+		v.ToolkitPackages = requests(st.Repos)
 	}
 	if s.Python.Enabled {
 		p := s.Python
-		v.Python.Asset = fmt.Sprintf("cpython-%s+%s-%s-%s.tar.gz", p.Version, p.Release, p.Triple, p.Flavor)
+		v.Python.Asset = plan.PythonAsset(p)
 		v.Python.URL = fmt.Sprintf("%s/%s/%s", p.Mirror, p.Release, v.Python.Asset)
 		v.Python.SumsURL = fmt.Sprintf("%s/%s/SHA256SUMS", p.Mirror, p.Release)
 	}
@@ -98,6 +113,17 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 		v.Net.Address = p.String()
 	}
 	return v, nil
+}
+
+// requests are the repositories' packages as apt is asked for them.
+func requests(repos []plan.AptRepo) []string {
+	var out []string
+	for _, r := range repos {
+		for _, p := range r.Packages {
+			out = append(out, p.Request())
+		}
+	}
+	return out
 }
 
 // sysctlLines is the guide's keys in the guide's order with overrides

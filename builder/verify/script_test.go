@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/render"
 )
 
 const (
@@ -56,7 +58,8 @@ func baseEnv() map[string]string {
 		"BAI_USER": "root", "BAI_UID": "0", "BAI_GID": "0", "BAI_SHELL": rootShell(),
 		"BAI_SUDO_NOPASSWD": "1", "BAI_HOME": "/root",
 		"LIMITS_FILE": "", "LIMIT_NOFILE": "0", "LIMIT_NPROC": "0", "SYSCTL_FILE": "",
-		"HOSTS_ALIASES": "", "VFROOT_DIRS": "", "VFROOT_NFS": "",
+		"HOSTS_ALIASES": "", "HOSTS_BEGIN": render.HostsBegin, "HOSTS_END": render.HostsEnd,
+		"VFROOT_DIRS": "", "VFROOT_NFS": "",
 		"DOCKER": "0", "COMPOSE": "0", "PYTHON_VERSION": "", "PYTHON_HOME": "",
 		"PYTHON_VENVS": "", "GPU": "0", "IMAGES": "",
 	}
@@ -69,6 +72,7 @@ func guideEnv() map[string]string {
 		"BAI_SUDO_NOPASSWD": "1",
 		"LIMITS_FILE":       "/etc/security/limits.d/99-backendai.conf", "LIMIT_NOFILE": "512000", "LIMIT_NPROC": "65536",
 		"SYSCTL_FILE": "/etc/sysctl.d/99-backendai.conf", "HOSTS_ALIASES": "bai-m1 bai-a01 bai-a02",
+		"HOSTS_BEGIN": render.HostsBegin, "HOSTS_END": render.HostsEnd,
 		"VFROOT_DIRS": "local", "VFROOT_NFS": "data1", "DOCKER": "1", "COMPOSE": "1",
 		"PYTHON_VERSION": "3.12.4", "PYTHON_HOME": "/home/bai/.static-python/versions/3.12.4",
 		"PYTHON_VENVS": "manager agent", "GPU": "0", "IMAGES": "cr.backend.ai/stable/python:3.9-ubuntu20.04",
