@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -176,6 +177,21 @@ func TestParseSealReport(t *testing.T) {
 		"c3c5b8fbbf6ba2a4b9a4b0c1ba6c6e3b7a49c6b3d30d0cd5cdf1c2b0b8a0b5e1 lines=1\nbsr 0001 eyJ2ZXJzaW9uIjoxLCJjbG91ZF9pbml0X3N0YXR1cyI6ImRvbmUifQ==\n" + sealEnd + "\n"
 	if _, err := parseSealReport(console); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("bad checksum: err %v", err)
+	}
+	// A good frame, made by the seal script's own emit(), with console noise
+	// inside a line and between lines.
+	out, err := exec.Command("python3", "-c", "import importlib.machinery as m, sys; s = m.SourceFileLoader('seal', 'bainode-seal').load_module(); s.report['cloud_init_status'] = 'done'; s.report['kernels'] = ['6.1.0-x'] * 40; s.emit()").Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	lines := strings.Split(string(out), "\n")
+	noisy := strings.Join(lines[:4], "\n[  12.3] systemd[1]: noise\n") + "\n" + strings.Join(lines[4:], "\n")
+	rep, err := parseSealReport("kernel boot\n" + strings.Replace(noisy, "bsr 0002", "[ 9.9] x: bsr 0002", 1))
+	if err != nil || rep.CloudInitStatus != "done" || len(rep.Kernels) != 40 {
+		t.Errorf("good frame: %v, %+v", err, rep)
+	}
+	if _, err := parseSealReport(strings.Replace(string(out), "bsr 0002", "bsr 0009", 1)); err == nil || !strings.Contains(err.Error(), "line 2 of") {
+		t.Errorf("lost line: err %v", err)
 	}
 	if _, err := parseSealReport("no report"); !errors.Is(err, errNoSealReport) {
 		t.Errorf("err %v", err)
