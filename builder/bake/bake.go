@@ -277,7 +277,7 @@ func (sw *stageWriter) Write(p []byte) (int, error) {
 }
 
 func isStage(l string) bool {
-	for _, k := range []string{"Cloud-init v.", "bainode-provision[", "bainode-seal:", "Reached target", "login:"} {
+	for _, k := range []string{"Cloud-init v.", "bainode-provision[", "bainode-seal:", "Power-Off", "reboot: Power down"} {
 		if strings.Contains(l, k) {
 			return !strings.Contains(l, "bsr ")
 		}

@@ -197,3 +197,59 @@ func TestParseSealReport(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// Two nodes of one role share the plan hash; the thin node seed keeps
+// only the node's part and runs the node phase; another plan is refused.
+func TestNodeSeed(t *testing.T) {
+	site, n := testSite(t, "4096")
+	f := renderSeed(t, site, n)
+	h1, err := PlanHash(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2 := *n
+	n2.Hostname = "bai-vm2"
+	f2 := renderSeed(t, site, &n2)
+	if h2, _ := PlanHash(f2); h2 != h1 {
+		t.Error("another hostname changed the plan hash")
+	}
+	site3, n3 := testSite(t, "8192")
+	f3 := renderSeed(t, site3, n3)
+	m := Manifest{Inputs: Inputs{Plan: h1}}
+	if err := CheckPlan(m, f2); err != nil {
+		t.Errorf("same plan refused: %v", err)
+	}
+	if err := CheckPlan(m, f3); err == nil || !strings.Contains(err.Error(), "not the one the image was baked from") {
+		t.Errorf("changed sysctl accepted: %v", err)
+	}
+	thin, err := NodeSeed(f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ud struct {
+		Hostname   string           `yaml:"hostname"`
+		Users      []map[string]any `yaml:"users"`
+		Runcmd     [][]string       `yaml:"runcmd"`
+		WriteFiles []struct {
+			Path string `yaml:"path"`
+		} `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal(thin.UserData, &ud); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, w := range ud.WriteFiles {
+		paths = append(paths, w.Path)
+	}
+	slices.Sort(paths)
+	if ud.Hostname != "bai-vm2" || ud.Users != nil || !slices.Equal(paths, []string{"/etc/bainode/hosts.block", "/etc/bainode/provision.env", "/etc/bainode/verify.env"}) ||
+		len(ud.Runcmd) != 1 || !strings.Contains(ud.Runcmd[0][2], "BAINODE_PHASE=node") {
+		t.Errorf("thin seed: %+v, files %q", ud, paths)
+	}
+	if strings.Contains(string(thin.UserData), testHash) {
+		t.Error("the thin seed carries the password hash")
+	}
+	if len(thin.UserData) >= 16<<10 || len(thin.UserData)*2 > len(f2.UserData) {
+		t.Errorf("thin seed is %d bytes (full %d)", len(thin.UserData), len(f2.UserData))
+	}
+}

@@ -18,6 +18,7 @@ type Inputs struct {
 	Initrd   *FileSum `json:"initrd,omitempty"`
 	Append   string   `json:"append,omitempty"`
 	Seed     string   `json:"seed_sha256"` // the image seed, before its random marker
+	Plan     string   `json:"plan_sha256"` // see PlanHash; node seeds are checked against it
 	Payload  *FileSum `json:"payload,omitempty"`
 	Online   bool     `json:"online"`
 	DiskSize int64    `json:"disk_size,omitempty"`
@@ -66,6 +67,9 @@ func (o Options) inputs() (Inputs, string, error) {
 		h.Write(b)
 	}
 	in.Seed = hex.EncodeToString(h.Sum(nil))
+	if in.Plan, err = PlanHash(o.Seed); err != nil {
+		return in, "", err
+	}
 	ss := sha256.Sum256([]byte(sealScript + sealUnit))
 	in.Seal = hex.EncodeToString(ss[:])
 	return in, in.Key(), nil

@@ -3,7 +3,6 @@ package bake
 import (
 	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -41,12 +40,9 @@ const provisionCmd = "/usr/local/sbin/bainode-provision"
 // marker is written into the user-data as a comment, so a scan of the
 // output can prove no copy of it survived.
 func ImageSeed(f render.Files, marker string) (render.Files, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(f.UserData, &doc); err != nil {
-		return f, fmt.Errorf("user-data: %w", err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return f, errors.New("user-data: not a cloud-config mapping")
+	doc, err := parseUserData(f.UserData)
+	if err != nil {
+		return f, err
 	}
 	m := doc.Content[0]
 	var runcmd, files *yaml.Node
@@ -90,7 +86,7 @@ func ImageSeed(f render.Files, marker string) (render.Files, error) {
 	fmt.Fprintf(&b, "#cloud-config\n# bainode bake seed %s\n", marker)
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return f, err
 	}
 	enc.Close()

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/render"
+	"github.com/lablup/bainode/builder/spec"
+	"github.com/lablup/bainode/templates"
 )
 
 // bake's usage errors exit 2 before anything boots.
@@ -32,4 +38,53 @@ func TestBakeUsage(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a usage error wrote the output")
 	}
+}
+
+// seed --image-manifest writes thin seeds for a matching plan and refuses
+// another one.
+func TestSeedImageManifest(t *testing.T) {
+	dir := t.TempDir()
+	site, err := spec.Parse("vm-test.yaml", mustExample(t, "vm-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := render.New(render.Options{Version: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.Node(site, &site.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := bake.PlanHash(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json")
+	for p, h := range map[string]string{good: plan, bad: strings.Repeat("0", 64)} {
+		b, _ := json.Marshal(bake.Manifest{Inputs: bake.Inputs{Plan: h}})
+		os.WriteFile(p, b, 0o644)
+	}
+	out := filepath.Join(dir, "out")
+	stdout, stderr, code := bainode(t, "", "seed", "--example", "vm-test", "--image-manifest", good, "-o", out)
+	ud, _ := os.ReadFile(filepath.Join(out, "bai-vm", "user-data"))
+	if code != 0 || !strings.Contains(string(ud), "BAINODE_PHASE=node") || len(ud) > 16<<10 || strings.Contains(stderr, "EC2 limit") {
+		t.Errorf("exit %d, user-data %d bytes:\n%s%s", code, len(ud), stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bai-vm", "seed.iso")); err != nil {
+		t.Error(err)
+	}
+	stdout, stderr, code = bainode(t, "", "seed", "--example", "vm-test", "--image-manifest", bad, "-o", filepath.Join(dir, "out2"))
+	if code == 0 || !strings.Contains(stdout+stderr, "not the one the image was baked from") {
+		t.Errorf("another plan: exit %d:\n%s%s", code, stdout, stderr)
+	}
+}
+
+func mustExample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := templates.FS.ReadFile("examples/" + name + ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
