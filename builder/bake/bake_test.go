@@ -115,7 +115,7 @@ func TestImageSeed(t *testing.T) {
 	if len(ud.Users) != 1 || ud.Users[0]["passwd"] != testHash {
 		t.Errorf("users %v", ud.Users)
 	}
-	if !strings.Contains(string(out.UserData), "MARK") || !strings.Contains(string(out.MetaData), "instance-id: bainode-bake-MARK") {
+	if !strings.Contains(string(out.UserData), "MARK") || !strings.Contains(string(out.MetaData), "instance-id: bainode-bake\n") {
 		t.Error("marker missing")
 	}
 }

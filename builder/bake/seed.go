@@ -93,6 +93,8 @@ func ImageSeed(f render.Files, marker string) (render.Files, error) {
 	out := f
 	out.UserData = b.Bytes()
 	// A new instance for the bake: each clone's seed then is another one.
-	out.MetaData = fmt.Appendf(nil, "instance-id: bainode-bake-%s\nlocal-hostname: bainode-bake\n", marker)
+	// (Not named after marker: instance ids name directories, which ext4
+	// journals, so they could outlive the seal in the journal.)
+	out.MetaData = []byte("instance-id: bainode-bake\nlocal-hostname: bainode-bake\n")
 	return out, nil
 }

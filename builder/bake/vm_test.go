@@ -148,7 +148,7 @@ func TestBakeSealed(t *testing.T) {
 		t.Errorf("output sha256/size %s/%d, manifest says %s/%d", sum, size, m.Output.SHA256, m.Output.Size)
 	}
 	on, _ := ReadManifest(ManifestPath(baked.output))
-	if on.Key != m.Key || len(on.Steps) != 6 {
+	if on.Key != m.Key || len(on.Steps) != 5 { // the manifest step is timed after it wrote the file
 		t.Errorf("manifest on disk: key %q steps %d", on.Key, len(on.Steps))
 	}
 
