@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,4 +359,55 @@ type tlog struct{ t testing.TB }
 func (l *tlog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestBakeInterrupted cancels a bake (Ctrl-C) once its QEMU runs: the
+// QEMU is gone, and no work dir and no output is left.
+func TestBakeInterrupted(t *testing.T) {
+	img := qemu.Need(t)
+	accel, err := qemu.Accel(t.Context(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	site, n := testSite(t, "4096")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pw := &pidWatch{cancel: cancel, log: &tlog{t: t}}
+	o := Options{
+		Base: img.Disk, BaseFormat: vm.FormatQCOW2, Seed: renderSeed(t, site, n),
+		Output: filepath.Join(dir, "out.qcow2"), Accel: accel, Version: "test", Progress: pw,
+	}
+	if !img.Bootloader {
+		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
+	}
+	_, err = Bake(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "boot and seal") {
+		t.Fatalf("interrupted bake: err %v, want one from the boot", err)
+	}
+	if pw.pid == 0 {
+		t.Fatal("no qemu pid seen")
+	}
+	if err := syscall.Kill(pw.pid, 0); err == nil {
+		t.Errorf("qemu %d still runs", pw.pid)
+	}
+	left, _ := os.ReadDir(dir)
+	for _, e := range left {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// pidWatch reads QEMU's pid from the progress and cancels right then.
+type pidWatch struct {
+	cancel context.CancelFunc
+	log    io.Writer
+	pid    int
+}
+
+func (p *pidWatch) Write(b []byte) (int, error) {
+	if m := regexp.MustCompile(`qemu pid (\d+)`).FindSubmatch(b); m != nil && p.pid == 0 {
+		fmt.Sscan(string(m[1]), &p.pid)
+		p.cancel()
+	}
+	return p.log.Write(b)
 }
