@@ -18,6 +18,7 @@ import (
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
 	"github.com/lablup/bainode/builder/spec"
+	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/templates"
 	"github.com/lablup/bainode/testing/qemu"
@@ -212,26 +213,30 @@ func countInFile(t *testing.T, path, needle string) int {
 }
 
 // TestBakeClones boots two copies of the sealed image in parallel, each
-// with its own node seed, and checks that each is a new machine.
+// with the thin seed of its own node, and checks that each is a new
+// machine and passes the verifier.
 func TestBakeClones(t *testing.T) {
 	needBake(t)
 	rep := baked.res.Manifest.Seal
 	type clone struct {
 		name  string
 		facts map[string]string
+		rep   *verify.Report
 	}
-	clones := []*clone{{name: "clone-a"}, {name: "clone-b"}}
+	clones := []*clone{{name: "bai-vm"}, {name: "bai-vm2"}}
 	var wg sync.WaitGroup
 	for _, c := range clones {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.facts = bootClone(t, c.name)
+			c.facts, c.rep = bootClone(t, c.name)
 		}()
 	}
 	wg.Wait()
-	if t.Failed() {
-		return
+	for _, c := range clones {
+		if c.facts == nil || c.rep == nil {
+			return
+		}
 	}
 	a, b := clones[0].facts, clones[1].facts
 	for _, c := range clones {
@@ -240,7 +245,7 @@ func TestBakeClones(t *testing.T) {
 		if len(f["machine-id"]) != 32 || f["machine-id"] == rep.BakeMachineID {
 			t.Errorf("%s: machine-id %q (bake's %q)", c.name, f["machine-id"], rep.BakeMachineID)
 		}
-		if f["instance"] != "bainode-test-"+c.name || f["boot-finished"] != "yes" {
+		if f["instance"] != f["want-instance"] || f["instance"] == "bainode-bake" || f["boot-finished"] != "yes" {
 			t.Errorf("%s: cloud-init instance %q, boot-finished %q: not a new instance", c.name, f["instance"], f["boot-finished"])
 		}
 		if f["hostkey"] == "" || strings.Contains(strings.Join(rep.BakeHostKeys, " "), f["hostkey"]) {
@@ -252,6 +257,18 @@ func TestBakeClones(t *testing.T) {
 		}
 		if f["leftover"] != "" {
 			t.Errorf("%s: the bake's password hash is in %s", c.name, f["leftover"])
+		}
+		// The node phase ran and the verifier, carried by the image, passes
+		// the node against the guide: hosts block, /vfroot, user, limits, sysctl.
+		var ids []string
+		for _, ch := range c.rep.Checks {
+			ids = append(ids, ch.ID)
+			if ch.Status == verify.StatusFail {
+				t.Errorf("%s: %s failed: expected %q, got %q (%s)", c.name, ch.ID, ch.Expected, ch.Actual, ch.Detail)
+			}
+		}
+		if c.rep.Host != c.name || c.rep.Summary.Pass < 10 {
+			t.Errorf("%s: report of host %q with %d passed checks: %v", c.name, c.rep.Host, c.rep.Summary.Pass, ids)
 		}
 	}
 	if a["machine-id"] == b["machine-id"] {
@@ -289,14 +306,26 @@ Type=oneshot
 ExecStart=/usr/local/sbin/bake-probe
 `
 
-// bootClone boots the baked image with a small node seed whose probe
-// reports the facts, and returns them.
-func bootClone(t *testing.T, name string) map[string]string {
+// bootClone boots the baked image with the thin node seed that
+// `bainode seed --image-manifest` writes for a node of vm-test named name,
+// plus the probe, and returns the probe's facts and the verifier's report.
+func bootClone(t *testing.T, name string) (map[string]string, *verify.Report) {
 	dir := t.TempDir()
+	site, n := testSite(t, "4096")
+	n.Hostname = name
+	full := renderSeed(t, site, n)
+	if err := CheckPlan(baked.res.Manifest, full); err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	files, err := NodeSeed(full)
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
 	half := len(testHash) / 2
 	probe := fmt.Sprintf(cloneProbe, testHash[:half], testHash[half:])
-	ud := fmt.Sprintf(`#cloud-config
-hostname: %s
+	ud := strings.Replace(string(files.UserData), "\nwrite_files:\n", fmt.Sprintf(`
 write_files:
   - path: /usr/local/sbin/bake-probe
     permissions: "0755"
@@ -305,17 +334,18 @@ write_files:
   - path: /etc/systemd/system/bake-probe.service
     content: |
 %s
-runcmd:
-  - [systemctl, start, --no-block, bake-probe.service]
-`, name, indent(probe, 6), indent(probeUnit, 6))
-	files := render.Files{
-		UserData: []byte(ud),
-		MetaData: []byte(fmt.Sprintf("instance-id: bainode-test-%s\nlocal-hostname: %s\n", name, name)),
+`, indent(probe, 6), indent(probeUnit, 6)), 1)
+	ud = strings.Replace(ud, "\nruncmd:\n", "\nruncmd:\n  - [systemctl, start, --no-block, bake-probe.service]\n", 1)
+	if !strings.Contains(ud, "bake-probe.service]") || !strings.Contains(ud, "path: /usr/local/sbin/bake-probe") {
+		t.Errorf("could not add the probe to the thin seed:\n%s", files.UserData)
+		return nil, nil
 	}
+	files.UserData = []byte(ud)
+	instance := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(files.MetaData), "\n", 2)[0], "instance-id:"))
 	iso := filepath.Join(dir, "seed.iso")
 	if err := seed.WriteISO(iso, files.FS()); err != nil {
 		t.Error(err)
-		return nil
+		return nil, nil
 	}
 	cfg := vm.Config{
 		Disk: baked.output, DiskFormat: vm.FormatQCOW2,
@@ -332,12 +362,14 @@ runcmd:
 	m, err := vm.Start(ctx, cfg)
 	if err != nil {
 		t.Error(err)
-		return nil
+		return nil, nil
 	}
 	defer m.Stop()
-	if err := m.WaitFor(ctx, "BAKETEST-END"); err != nil {
-		t.Errorf("%s: %v\n%s", name, err, consoleTail(m.Output(), 60))
-		return nil
+	for _, marker := range []string{"BAKETEST-END", verify.EndMarker} {
+		if err := m.WaitFor(ctx, marker); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, consoleTail(m.Output(), 60))
+			return nil, nil
+		}
 	}
 	t.Logf("%s: facts after %s", name, time.Since(start).Round(time.Second))
 	out := m.Output()
@@ -346,7 +378,13 @@ runcmd:
 	for _, mm := range re.FindAllStringSubmatch(out, -1) {
 		facts[mm[1]] = strings.TrimSpace(mm[2])
 	}
-	return facts
+	facts["want-instance"] = instance
+	rep, err := verify.Extract([]byte(out))
+	if err != nil {
+		t.Errorf("%s: verifier report: %v", name, err)
+		return facts, nil
+	}
+	return facts, &rep
 }
 
 func indent(s string, n int) string {
