@@ -204,7 +204,7 @@ func stepBoot(ctx context.Context, s *State) error {
 	s.Disk = filepath.Join(s.WorkDir, "disk.qcow2")
 	s.Serial = filepath.Join(s.WorkDir, "serial.log")
 	cfg := vm.Config{
-		Disk: s.WorkDisk, DiskFormat: vm.FormatQCOW2, Overlay: s.Disk, DiskDiscard: true, DiskCache: "unsafe",
+		Disk: s.WorkDisk, DiskFormat: vm.FormatQCOW2, Overlay: s.Disk, DiskDiscard: true, OverlayClusterSize: 4096, DiskCache: "unsafe",
 		Drives: []vm.Drive{{Path: s.SeedISO, Format: vm.FormatRaw, Media: vm.MediaCDROM}},
 		Kernel: o.Kernel, Initrd: o.Initrd, Append: o.Append,
 		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, Accel: o.Accel,

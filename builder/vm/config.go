@@ -55,6 +55,11 @@ type Config struct {
 	// DiskDiscard passes the guest's discards (fstrim) to Disk, so freed
 	// blocks leave the image (bake).
 	DiskDiscard bool
+	// OverlayClusterSize is the cluster size of Disk's overlay in bytes (0:
+	// qemu-img's 64 KiB). A bake uses 4 KiB, the file system's block: QEMU
+	// drops a discard smaller than a cluster, so freed 4 KiB blocks amid
+	// live data would keep their old bytes.
+	OverlayClusterSize int
 
 	// Drives are attached after Disk in order (seeds, payload disks).
 	Drives []Drive
