@@ -53,7 +53,7 @@ func Args(cfg Config) ([]string, error) {
 	}
 
 	if cfg.Disk != "" {
-		a = append(a, "-drive", driveOpt(Drive{Path: cfg.Disk, Format: cfg.DiskFormat, Cache: cfg.DiskCache}))
+		a = append(a, "-drive", driveOpt(Drive{Path: cfg.Disk, Format: cfg.DiskFormat, Cache: cfg.DiskCache, discard: cfg.DiskDiscard}))
 	}
 	for _, d := range cfg.Drives {
 		a = append(a, "-drive", driveOpt(d))
@@ -96,6 +96,9 @@ func driveOpt(d Drive) string {
 		return opt + ",if=ide,media=cdrom,readonly=on"
 	}
 	opt += ",if=virtio"
+	if d.discard {
+		opt += ",discard=unmap"
+	}
 	if d.ReadOnly {
 		opt += ",readonly=on"
 	}
@@ -104,7 +107,11 @@ func driveOpt(d Drive) string {
 
 func netdevOpt(cfg Config) string {
 	var b strings.Builder
-	b.WriteString("user,id=net0,restrict=on")
+	if cfg.Online {
+		b.WriteString("user,id=net0")
+	} else {
+		b.WriteString("user,id=net0,restrict=on")
+	}
 	for _, f := range cfg.HostForwards {
 		proto := f.Proto
 		if proto == "" {

@@ -52,6 +52,14 @@ type Config struct {
 	// Start uses "unsafe" for the throwaway overlays in its temp dir: guest
 	// flushes then cost nothing, and nobody keeps those writes.
 	DiskCache string
+	// DiskDiscard passes the guest's discards (fstrim) to Disk, so freed
+	// blocks leave the image (bake).
+	DiskDiscard bool
+	// OverlayClusterSize is the cluster size of Disk's overlay in bytes (0:
+	// qemu-img's 64 KiB). A bake uses 4 KiB, the file system's block: QEMU
+	// drops a discard smaller than a cluster, so freed 4 KiB blocks amid
+	// live data would keep their old bytes.
+	OverlayClusterSize int
 
 	// Drives are attached after Disk in order (seeds, payload disks).
 	Drives []Drive
@@ -79,7 +87,10 @@ type Config struct {
 
 	// Network is always QEMU user-mode networking with restrict=on: the guest
 	// reaches nothing but the forwards below.
-	NoNetwork     bool
+	NoNetwork bool
+	// Online drops restrict=on: the guest gets NAT to wherever the host
+	// reaches (bainode bake --online only; tests never set it).
+	Online        bool
 	GuestForwards []GuestForward
 	HostForwards  []HostForward
 
@@ -102,6 +113,7 @@ type Drive struct {
 	Media    Media  // default MediaDisk
 	ReadOnly bool   // attach as is; otherwise Start puts an overlay in front
 	Cache    string // like Config.DiskCache
+	discard  bool   // only the boot disk, through Config.DiskDiscard
 }
 
 // GuestForward makes a guest-side address lead to the host. Exactly one of
@@ -198,6 +210,9 @@ func (cfg Config) Validate() error {
 		bad("Accel", "%v", err)
 	}
 
+	if cfg.NoNetwork && cfg.Online {
+		bad("Online", "set together with NoNetwork")
+	}
 	if cfg.NoNetwork && (len(cfg.GuestForwards) > 0 || len(cfg.HostForwards) > 0) {
 		bad("NoNetwork", "set together with forwards")
 	}

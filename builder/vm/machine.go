@@ -116,7 +116,11 @@ func prepare(ctx context.Context, cfg Config, dir string) (Config, error) {
 				run.DiskCache = "unsafe"
 			}
 		}
-		if err := createOverlay(ctx, cfg.Disk, cfg.DiskFormat, overlay); err != nil {
+		var opts []string
+		if cfg.OverlayClusterSize > 0 {
+			opts = []string{"-o", fmt.Sprintf("cluster_size=%d", cfg.OverlayClusterSize)}
+		}
+		if err := createOverlay(ctx, cfg.Disk, cfg.DiskFormat, overlay, opts...); err != nil {
 			return run, fmt.Errorf("Disk: %w", err)
 		}
 		run.Disk, run.DiskFormat = overlay, FormatQCOW2
@@ -150,7 +154,7 @@ func prepare(ctx context.Context, cfg Config, dir string) (Config, error) {
 
 // createOverlay makes a qcow2 overlay backed by image, which QEMU then only
 // reads. The backing path is absolute so the overlay works from any dir.
-func createOverlay(ctx context.Context, image, format, overlay string) error {
+func createOverlay(ctx context.Context, image, format, overlay string, opts ...string) error {
 	abs, err := filepath.Abs(image)
 	if err != nil {
 		return err
@@ -158,8 +162,8 @@ func createOverlay(ctx context.Context, image, format, overlay string) error {
 	if _, err := os.Stat(abs); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", FormatQCOW2,
-		"-F", format, "-b", abs, overlay).CombinedOutput()
+	args := append([]string{"create", "-q", "-f", FormatQCOW2, "-F", format, "-b", abs}, opts...)
+	out, err := exec.CommandContext(ctx, "qemu-img", append(args, overlay)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("qemu-img create overlay: %w: %s", err, bytes.TrimSpace(out))
 	}

@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
 	"github.com/lablup/bainode/builder/spec"
@@ -69,11 +71,17 @@ Attach the image as a CD-ROM or disk; cloud-init's NoCloud datasource finds it
 by label. Seeds are reproducible: the same inputs give the same bytes
 (SOURCE_DATE_EPOCH sets the timestamps).
 
+With --image-manifest, the seeds are for an image made by 'bainode bake':
+they carry the node's part of the plan only (hostname, hosts block, /vfroot,
+the verifier run), and a site whose plan differs from the image's is refused.
+
 Examples:
   bainode seed -o out                        # the built-in single-node example
+  bainode seed -c site.yaml --image-manifest agent.qcow2.json -o out
   bainode seed --config site.yaml --format vfat -o out`,
 		Flags: siteFlags(outFlag, nodeFlag,
 			&cli.StringFlag{Name: "format", Usage: "seed `FORMAT`: iso or vfat (default: the site's seed.format, else iso)"},
+			&cli.StringFlag{Name: "image-manifest", Usage: "thin seeds for the image `FILE`.json that bainode bake wrote: the node part only"},
 		),
 		Action: func(c *cli.Context) error {
 			site, nodes, err := prepare(c)
@@ -92,6 +100,13 @@ Examples:
 			if err != nil {
 				return err
 			}
+			if p := c.String("image-manifest"); p != "" {
+				m, err := bake.ReadManifest(p)
+				if err != nil {
+					return usagef("--image-manifest: %v", err)
+				}
+				return forEachNode(c, site, nodes, thinRenderer{r, m}, &format)
+			}
 			return forEachNode(c, site, nodes, r, &format)
 		},
 	})
@@ -102,7 +117,7 @@ Examples:
 // per CPU, while warnings and the line for each node are printed in the
 // site's order. On a failure no further node is started; the first failing
 // node's error is returned once the nodes in progress are finished.
-func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.Renderer, format *seed.Format) error {
+func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r nodeRenderer, format *seed.Format) error {
 	out := c.String("output")
 	defer removeScratchOnSignal()()
 	// Tools that create their own files (go-diskfs's ISO workspace) make
@@ -163,7 +178,7 @@ func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r *render.
 
 // doNode renders one node into DIR/<hostname>/, writes its seed when format
 // is set, and returns its warnings and the line to print for it.
-func doNode(out string, site *spec.Site, n *spec.Node, r *render.Renderer, format *seed.Format) ([]string, string, error) {
+func doNode(out string, site *spec.Site, n *spec.Node, r nodeRenderer, format *seed.Format) ([]string, string, error) {
 	f, err := r.Node(site, n)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", n.Hostname, err)
@@ -190,4 +205,38 @@ func doNode(out string, site *spec.Site, n *spec.Node, r *render.Renderer, forma
 		what = "cloud-init files and " + filepath.Base(p)
 	}
 	return f.Warnings, fmt.Sprintf("%s: %s in %s", n.Hostname, what, dir), nil
+}
+
+// nodeRenderer renders one node's files: the renderer itself, or a
+// thinRenderer for baked images.
+type nodeRenderer interface {
+	Node(*spec.Site, *spec.Node) (render.Files, error)
+}
+
+// thinRenderer makes node seeds for an image baked from the same plan.
+type thinRenderer struct {
+	r *render.Renderer
+	m bake.Manifest
+}
+
+func (t thinRenderer) Node(site *spec.Site, n *spec.Node) (render.Files, error) {
+	f, err := t.r.Node(site, n)
+	if err != nil {
+		return f, err
+	}
+	if err := bake.CheckPlan(t.m, f); err != nil {
+		return f, err
+	}
+	thin, err := bake.NodeSeed(f)
+	if err != nil {
+		return f, err
+	}
+	// The full seed's size warning is about what the image now carries.
+	thin.Warnings = nil
+	for _, w := range f.Warnings {
+		if !strings.Contains(w, "EC2 limit") || len(thin.UserData) > 16<<10 {
+			thin.Warnings = append(thin.Warnings, w)
+		}
+	}
+	return thin, nil
 }

@@ -1,0 +1,208 @@
+package bake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Format is an output format.
+type Format string
+
+const (
+	FormatQCOW2  Format = "qcow2"   // compressed qcow2 (zlib: every QEMU reads it)
+	FormatRaw    Format = "raw"     // sparse raw, for cloud imports
+	FormatRawZst Format = "raw.zst" // zstd stream of the raw disk, for bare metal
+)
+
+// Formats lists the output formats, for flags and errors.
+var Formats = []Format{FormatQCOW2, FormatRaw, FormatRawZst}
+
+func (f Format) check() error {
+	for _, g := range Formats {
+		if f == g {
+			return nil
+		}
+	}
+	return fmt.Errorf("format: %q is not one of %v", f, Formats)
+}
+
+func stepConvert(ctx context.Context, s *State) error {
+	out := s.Opts.Output
+	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".tmp-"+s.Marker[:8])
+	s.OnFail("partial output", func() error {
+		if err := os.Remove(tmp); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	})
+	threads := fmt.Sprint(max(2, runtime.NumCPU()))
+	switch s.Opts.Format {
+	case FormatQCOW2:
+		// -W: out-of-order writes, -m: parallel coroutines (compression too).
+		if err := qemuImg(ctx, "convert", "-c", "-W", "-m", threads, "-O", "qcow2", "-o", "compression_type=zlib", s.Disk, tmp); err != nil {
+			return err
+		}
+	case FormatRaw:
+		if err := qemuImg(ctx, "convert", "-W", "-m", threads, "-S", "4k", "-O", "raw", s.Disk, tmp); err != nil {
+			return err
+		}
+	case FormatRawZst:
+		raw := filepath.Join(s.WorkDir, "disk.raw")
+		if err := qemuImg(ctx, "convert", "-W", "-m", threads, "-S", "4k", "-O", "raw", s.Disk, raw); err != nil {
+			return err
+		}
+		if err := zstdFile(ctx, raw, tmp); err != nil {
+			return err
+		}
+		os.Remove(raw)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	sum, size, err := sha256File(tmp)
+	if err != nil {
+		return err
+	}
+	s.Manifest.Output = FileSum{Path: filepath.Base(out), SHA256: sum, Size: size}
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
+	// From here the output is in place: a later failure removes it, since
+	// an output without its manifest would not be trusted anyway.
+	s.OnFail("output", func() error { return os.Remove(out) })
+	return nil
+}
+
+// zstdFile compresses src into dst on all cores. Holes read as zeros and
+// compress to almost nothing.
+func zstdFile(ctx context.Context, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw, err := zstd.NewWriter(f, zstd.WithEncoderConcurrency(runtime.NumCPU()), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(zw, ctxReader{ctx, in}); err != nil {
+		zw.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func sha256File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Manifest is written beside the output as OUTPUT.json.
+type Manifest struct {
+	Version  int        `json:"version"`
+	Key      string     `json:"key"` // hash of all inputs: the cache key
+	Inputs   Inputs     `json:"inputs"`
+	Format   Format     `json:"format"`
+	Created  string     `json:"created"`
+	Output   FileSum    `json:"output"`
+	Kernels  []string   `json:"kernels"`
+	Packages [][]string `json:"packages"` // name, version, arch (the guest's dpkg list)
+	Seal     SealReport `json:"seal"`
+	Steps    []StepTime `json:"steps"`
+}
+
+// StepTime is how long one step took.
+type StepTime struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// FileSum names a file by its hash.
+type FileSum struct {
+	Path   string `json:"path,omitempty"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// ManifestPath is where the manifest of output goes.
+func ManifestPath(output string) string { return output + ".json" }
+
+func stepManifest(_ context.Context, s *State) error {
+	b, err := json.MarshalIndent(s.Manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(ManifestPath(s.Opts.Output), append(b, '\n'), 0o644)
+}
+
+// ReadManifest reads OUTPUT.json.
+func ReadManifest(path string) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,451 @@
+package bake
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lablup/bainode/builder/render"
+	"github.com/lablup/bainode/builder/seed"
+	"github.com/lablup/bainode/builder/spec"
+	"github.com/lablup/bainode/builder/verify"
+	"github.com/lablup/bainode/builder/vm"
+	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/qemu"
+)
+
+// testHash is the operator's password hash in the bake (of "bakepw"): it
+// belongs in /etc/shadow and nowhere else on the sealed image.
+const testHash = "$6$bakesalt0123$Nv74As/7a2Fn8zfgJCArzfURVQ4/mH/urr0OgvZMQigAjdOBtEfeYamRwckbEq6SbSd.yHppCT0ICbpnHvLpL/"
+
+// testSite is the vm-test example with a password hash and a sysctl
+// override the clones can check; sysctlValue varies it for the cache test.
+func testSite(t testing.TB, sysctlValue string) (*spec.Site, *spec.Node) {
+	t.Helper()
+	b, err := templates.FS.ReadFile("examples/vm-test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), "target: debian-12\n", fmt.Sprintf(
+		"target: debian-12\noperator:\n  password_hash: %q\nsysctl:\n  enabled: true\n  set:\n    net.core.somaxconn: %q\n", testHash, sysctlValue), 1)
+	site, err := spec.Parse("vm-test+bake.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return site, &site.Nodes[0]
+}
+
+func renderSeed(t testing.TB, site *spec.Site, n *spec.Node) render.Files {
+	t.Helper()
+	r, err := render.New(render.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.Node(site, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// One bake per test binary: the VM tests below share it.
+var (
+	bakeOnce sync.Once
+	baked    struct {
+		opts   Options
+		res    Result
+		err    error
+		dir    string
+		wall   time.Duration
+		img    qemu.Image
+		accel  vm.Accel
+		output string
+	}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if baked.dir != "" {
+		os.RemoveAll(baked.dir)
+	}
+	os.Exit(code)
+}
+
+func needBake(t *testing.T) {
+	t.Helper()
+	img := qemu.Need(t)
+	bakeOnce.Do(func() {
+		accel, err := qemu.Accel(context.Background(), img)
+		if err != nil {
+			baked.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "bainode-bake-test-")
+		if err != nil {
+			baked.err = err
+			return
+		}
+		baked.dir, baked.img, baked.accel = dir, img, accel
+		site, n := testSite(t, "4096")
+		baked.opts = Options{
+			Base: img.Disk, BaseFormat: vm.FormatQCOW2,
+			Seed:   renderSeed(t, site, n),
+			Output: filepath.Join(dir, "baked.qcow2"), Format: FormatQCOW2,
+			Accel: accel, Timeout: accel.Timeout(15 * time.Minute), MemoryMiB: 1536, CPUs: 2,
+			Version: "test", HashCache: filepath.Join(dir, "hashes"),
+			Progress: &tlog{t: t},
+		}
+		if !img.Bootloader {
+			baked.opts.Kernel, baked.opts.Initrd, baked.opts.Append = img.Kernel, img.Initrd, img.Append
+		}
+		start := time.Now()
+		// Not t.Context(): the bake outlives the first test that asks for it.
+		baked.res, baked.err = Bake(context.Background(), baked.opts)
+		baked.wall = time.Since(start)
+		baked.output = baked.opts.Output
+		t.Logf("bake wall time %s (%s)", baked.wall.Round(time.Second), accel)
+	})
+	if baked.err != nil {
+		t.Fatalf("bake: %v", baked.err)
+	}
+}
+
+// TestBakeSealed bakes the test base offline (restrict=on) for vm-test's
+// role and checks the manifest, the seal report, a second bake that must be
+// a cache hit, and a byte scan of the output for the bake seed's marker.
+func TestBakeSealed(t *testing.T) {
+	needBake(t)
+	m := baked.res.Manifest
+	if baked.res.CacheHit {
+		t.Fatal("the first bake was a cache hit")
+	}
+	rep := m.Seal
+	if rep.CloudInitStatus != "done" || len(rep.Errors) > 0 {
+		t.Fatalf("seal report: status %q, errors %q", rep.CloudInitStatus, rep.Errors)
+	}
+	if rep.MachineID != "uninitialized" { // Debian 12: systemd 252
+		t.Errorf("machine-id sealed as %q, want uninitialized (systemd %s)", rep.MachineID, rep.SystemdVersion)
+	}
+	if len(rep.BakeMachineID) != 32 || len(rep.BakeHostKeys) == 0 {
+		t.Errorf("seal report lacks the bake's machine-id %q or host keys %q", rep.BakeMachineID, rep.BakeHostKeys)
+	}
+	if len(m.Packages) < 100 || len(m.Kernels) == 0 {
+		t.Errorf("manifest: %d packages, kernels %q", len(m.Packages), m.Kernels)
+	}
+	sum, size, err := sha256File(baked.output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != m.Output.SHA256 || size != m.Output.Size {
+		t.Errorf("output sha256/size %s/%d, manifest says %s/%d", sum, size, m.Output.SHA256, m.Output.Size)
+	}
+	on, _ := ReadManifest(ManifestPath(baked.output))
+	if on.Key != m.Key || len(on.Steps) != 5 { // the manifest step is timed after it wrote the file
+		t.Errorf("manifest on disk: key %q steps %d", on.Key, len(on.Steps))
+	}
+
+	// Unchanged inputs: a cache hit that leaves the output alone.
+	fi0, _ := os.Stat(baked.output)
+	o := baked.opts
+	o.Progress = &tlog{t: t}
+	again, err := Bake(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi1, _ := os.Stat(baked.output)
+	if !again.CacheHit || again.Manifest.Key != m.Key || !fi1.ModTime().Equal(fi0.ModTime()) {
+		t.Errorf("second bake: cache hit %v, key %s (want %s), output rewritten %v", again.CacheHit, again.Manifest.Key, m.Key, !fi1.ModTime().Equal(fi0.ModTime()))
+	}
+
+	// Nothing of the bake seed on the disk, not even in freed blocks: the
+	// marker is in the seed's user-data and meta-data only.
+	raw := filepath.Join(t.TempDir(), "out.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", baked.output, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v: %s", err, out)
+	}
+	for _, needle := range []string{baked.res.Marker, "bainode bake seed", "BEGIN BAINODE SEAL REPORT"} {
+		if n := countInFile(t, raw, needle); n > 0 {
+			t.Errorf("the sealed image holds %q %d times", needle, n)
+		}
+	}
+	// The password hash is in /etc/shadow (and its backup) and nowhere else.
+	if n := countInFile(t, raw, testHash); n > 2 {
+		t.Errorf("the password hash is on the image %d times; only /etc/shadow and shadow- may hold it", n)
+	}
+}
+
+// countInFile counts needle in a big file, in chunks.
+func countInFile(t *testing.T, path, needle string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 8<<20)
+	var carry []byte
+	n := 0
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			chunk := append(carry, buf[:k]...)
+			n += bytes.Count(chunk, []byte(needle))
+			keep := min(len(needle)-1, len(chunk))
+			carry = append([]byte(nil), chunk[len(chunk)-keep:]...)
+		}
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestBakeClones boots two copies of the sealed image in parallel, each
+// with the thin seed of its own node, and checks that each is a new
+// machine and passes the verifier.
+func TestBakeClones(t *testing.T) {
+	needBake(t)
+	rep := baked.res.Manifest.Seal
+	type clone struct {
+		name  string
+		facts map[string]string
+		rep   *verify.Report
+	}
+	clones := []*clone{{name: "bai-vm"}, {name: "bai-vm2"}}
+	var wg sync.WaitGroup
+	for _, c := range clones {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.facts, c.rep = bootClone(t, c.name)
+		}()
+	}
+	wg.Wait()
+	for _, c := range clones {
+		if c.facts == nil || c.rep == nil {
+			return
+		}
+	}
+	a, b := clones[0].facts, clones[1].facts
+	for _, c := range clones {
+		f := c.facts
+		t.Logf("%s: %v", c.name, f)
+		if len(f["machine-id"]) != 32 || f["machine-id"] == rep.BakeMachineID {
+			t.Errorf("%s: machine-id %q (bake's %q)", c.name, f["machine-id"], rep.BakeMachineID)
+		}
+		if f["instance"] != f["want-instance"] || f["instance"] == "bainode-bake" || f["boot-finished"] != "yes" {
+			t.Errorf("%s: cloud-init instance %q, boot-finished %q: not a new instance", c.name, f["instance"], f["boot-finished"])
+		}
+		if f["hostkey"] == "" || strings.Contains(strings.Join(rep.BakeHostKeys, " "), f["hostkey"]) {
+			t.Errorf("%s: ssh host key %q is missing or the bake's (%q)", c.name, f["hostkey"], rep.BakeHostKeys)
+		}
+		// The image part of the plan is in the image.
+		if !strings.HasPrefix(f["user"], "bai:x:1100:1100:") || f["somaxconn"] != "4096" {
+			t.Errorf("%s: user %q, somaxconn %q: the image lacks the plan's image part", c.name, f["user"], f["somaxconn"])
+		}
+		if f["leftover"] != "" {
+			t.Errorf("%s: the bake's password hash is in %s", c.name, f["leftover"])
+		}
+		// The node phase ran and the verifier, carried by the image, passes
+		// the node against the guide: hosts block, /vfroot, user, limits, sysctl.
+		var ids []string
+		for _, ch := range c.rep.Checks {
+			ids = append(ids, ch.ID)
+			if ch.Status == verify.StatusFail {
+				t.Errorf("%s: %s failed: expected %q, got %q (%s)", c.name, ch.ID, ch.Expected, ch.Actual, ch.Detail)
+			}
+		}
+		if c.rep.Host != c.name || c.rep.Summary.Pass < 10 {
+			t.Errorf("%s: report of host %q with %d passed checks: %v", c.name, c.rep.Host, c.rep.Summary.Pass, ids)
+		}
+	}
+	if a["machine-id"] == b["machine-id"] {
+		t.Errorf("both clones have machine-id %s", a["machine-id"])
+	}
+	if a["hostkey"] == b["hostkey"] {
+		t.Errorf("both clones have ssh host key %s", a["hostkey"])
+	}
+}
+
+// cloneProbe prints what the clone test compares on the console. It runs
+// as a unit after cloud-final, so cloud-init has written boot-finished. The
+// password hash is searched for in two halves: the clone's own seed (kept
+// by cloud-init) must not hold it whole.
+const cloneProbe = `#!/bin/sh
+h1='%s'
+h2='%s'
+{
+echo BAKETEST-BEGIN
+echo "machine-id=$(cat /etc/machine-id)"
+echo "instance=$(cat /var/lib/cloud/data/instance-id)"
+echo "boot-finished=$(test -f /var/lib/cloud/instance/boot-finished && echo yes)"
+echo "hostkey=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2)"
+echo "user=$(getent passwd bai)"
+echo "somaxconn=$(sysctl -n net.core.somaxconn)"
+echo "leftover=$(grep -rlsF -e "$h1$h2" /etc /var /root /home /tmp /usr/local /run 2>/dev/null | grep -v '^/etc/shadow-\?$' | tr '\n' ' ')"
+echo BAKETEST-END
+} >/dev/ttyS0 2>&1
+`
+
+const probeUnit = `[Unit]
+After=cloud-final.service
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/bake-probe
+`
+
+// bootClone boots the baked image with the thin node seed that
+// `bainode seed --image-manifest` writes for a node of vm-test named name,
+// plus the probe, and returns the probe's facts and the verifier's report.
+func bootClone(t *testing.T, name string) (map[string]string, *verify.Report) {
+	dir := t.TempDir()
+	site, n := testSite(t, "4096")
+	n.Hostname = name
+	full := renderSeed(t, site, n)
+	if err := CheckPlan(baked.res.Manifest, full); err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	files, err := NodeSeed(full)
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	half := len(testHash) / 2
+	probe := fmt.Sprintf(cloneProbe, testHash[:half], testHash[half:])
+	ud := strings.Replace(string(files.UserData), "\nwrite_files:\n", fmt.Sprintf(`
+write_files:
+  - path: /usr/local/sbin/bake-probe
+    permissions: "0755"
+    content: |
+%s
+  - path: /etc/systemd/system/bake-probe.service
+    content: |
+%s
+`, indent(probe, 6), indent(probeUnit, 6)), 1)
+	ud = strings.Replace(ud, "\nruncmd:\n", "\nruncmd:\n  - [systemctl, start, --no-block, bake-probe.service]\n", 1)
+	if !strings.Contains(ud, "bake-probe.service]") || !strings.Contains(ud, "path: /usr/local/sbin/bake-probe") {
+		t.Errorf("could not add the probe to the thin seed:\n%s", files.UserData)
+		return nil, nil
+	}
+	files.UserData = []byte(ud)
+	instance := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(files.MetaData), "\n", 2)[0], "instance-id:"))
+	iso := filepath.Join(dir, "seed.iso")
+	if err := seed.WriteISO(iso, files.FS()); err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	cfg := vm.Config{
+		Disk: baked.output, DiskFormat: vm.FormatQCOW2,
+		Drives: []vm.Drive{{Path: iso, Format: vm.FormatRaw, Media: vm.MediaCDROM}},
+		Accel:  baked.accel, MemoryMiB: 1024, CPUs: 1,
+		SerialLog: filepath.Join(dir, "serial.log"),
+	}
+	if !baked.img.Bootloader {
+		cfg.Kernel, cfg.Initrd, cfg.Append = baked.img.Kernel, baked.img.Initrd, baked.img.Append
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), baked.accel.Timeout(12*time.Minute))
+	defer cancel()
+	start := time.Now()
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	defer m.Stop()
+	for _, marker := range []string{"BAKETEST-END", verify.EndMarker} {
+		if err := m.WaitFor(ctx, marker); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, consoleTail(m.Output(), 60))
+			return nil, nil
+		}
+	}
+	t.Logf("%s: facts after %s", name, time.Since(start).Round(time.Second))
+	out := m.Output()
+	facts := map[string]string{}
+	re := regexp.MustCompile(`(?m)^(machine-id|instance|hostkey|user|somaxconn|leftover|boot-finished)=(.*?)\r?$`)
+	for _, mm := range re.FindAllStringSubmatch(out, -1) {
+		facts[mm[1]] = strings.TrimSpace(mm[2])
+	}
+	facts["want-instance"] = instance
+	rep, err := verify.Extract([]byte(out))
+	if err != nil {
+		t.Errorf("%s: verifier report: %v", name, err)
+		return facts, nil
+	}
+	return facts, &rep
+}
+
+func indent(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pad)
+}
+
+type tlog struct{ t testing.TB }
+
+func (l *tlog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestBakeInterrupted cancels a bake (Ctrl-C) once its QEMU runs: the
+// QEMU is gone, and no work dir and no output is left.
+func TestBakeInterrupted(t *testing.T) {
+	img := qemu.Need(t)
+	accel, err := qemu.Accel(t.Context(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	site, n := testSite(t, "4096")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pw := &pidWatch{cancel: cancel, log: &tlog{t: t}}
+	o := Options{
+		Base: img.Disk, BaseFormat: vm.FormatQCOW2, Seed: renderSeed(t, site, n),
+		Output: filepath.Join(dir, "out.qcow2"), Accel: accel, Version: "test", Progress: pw,
+	}
+	if !img.Bootloader {
+		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
+	}
+	_, err = Bake(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "boot and seal") {
+		t.Fatalf("interrupted bake: err %v, want one from the boot", err)
+	}
+	if pw.pid == 0 {
+		t.Fatal("no qemu pid seen")
+	}
+	if err := syscall.Kill(pw.pid, 0); err == nil {
+		t.Errorf("qemu %d still runs", pw.pid)
+	}
+	left, _ := os.ReadDir(dir)
+	for _, e := range left {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// pidWatch reads QEMU's pid from the progress and cancels right then.
+type pidWatch struct {
+	cancel context.CancelFunc
+	log    io.Writer
+	pid    int
+}
+
+func (p *pidWatch) Write(b []byte) (int, error) {
+	if m := regexp.MustCompile(`qemu pid (\d+)`).FindSubmatch(b); m != nil && p.pid == 0 {
+		fmt.Sscan(string(m[1]), &p.pid)
+		p.cancel()
+	}
+	return p.log.Write(b)
+}
