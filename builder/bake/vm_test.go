@@ -341,7 +341,7 @@ write_files:
 		return nil, nil
 	}
 	files.UserData = []byte(ud)
-	instance := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(files.MetaData), "\n", 2)[0], "instance-id:"))
+	instance := strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(files.MetaData), "\n", 2)[0], "instance-id:")), `"`) // meta-data quotes it
 	iso := filepath.Join(dir, "seed.iso")
 	if err := seed.WriteISO(iso, files.FS()); err != nil {
 		t.Error(err)
