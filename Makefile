@@ -18,11 +18,18 @@ FUZZTIME ?= 15s
 #  libdqlite-dev, libraft-dev, libuv1-dev, libsqlite3-dev, gcc: bainoded
 #  shellcheck: the provisioning script and the verifier
 #  dpkg-dev, apt: differential tests of bainode's Debian formats and resolver
+#  busybox-static, kmod, cpio: the deploy environment and GPU stand-in modules
+#  pxelinux, isolinux, syslinux-efi, grub-pc-bin, grub-efi-amd64-bin, grub-efi-amd64-signed,
+#  shim-signed, debian-installer-12-netboot-amd64: real bootloaders and kernels for pxe/iso fixtures
 APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	qemu-system-x86 qemu-utils ovmf seabios mmdebstrap syslinux syslinux-common extlinux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
-	ca-certificates dpkg-dev apt
+	ca-certificates dpkg-dev apt busybox-static kmod cpio pxelinux isolinux syslinux-efi \
+	grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed debian-installer-12-netboot-amd64
+# Only `make bench` needs these: the tools a user would pick instead of bainode.
+BENCH_PACKAGES := packer libguestfs-tools
 
+# EXTRA_PACKAGES lets a target add packages to `make deps`.
 .PHONY: all build bainoded run test deps vet unit fuzz bench clean FORCE
 
 all: build
@@ -47,7 +54,7 @@ run: $(BIN)/bainode
 
 # deps installs the Debian packages that are missing, and nothing else.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -70,7 +77,8 @@ fuzz:
 
 test: deps build vet unit fuzz
 
-bench: deps build
+bench: build
+	$(MAKE) deps EXTRA_PACKAGES='$(BENCH_PACKAGES)'
 	bash scripts/bench.sh
 
 FORCE:
