@@ -60,7 +60,11 @@ type Plan struct {
 	Role   string `json:"role"`
 	Target Target `json:"target"`
 	Arch   string `json:"arch"`
-	Steps  []Step `json:"steps"`
+	// Artifacts is the node's artifacts setting: online or payload.
+	Artifacts string `json:"artifacts"`
+	Steps     []Step `json:"steps"`
+	// Sources are the steps' downloads and where each comes from.
+	Sources []Source `json:"sources"`
 }
 
 // Step is one part of the install.
@@ -164,7 +168,7 @@ func ForTarget(n *spec.Node, t Target, o Options) *Plan {
 	if o.Arch == "" {
 		o.Arch = "amd64"
 	}
-	p := &Plan{Node: n.Hostname, Role: n.Role, Target: t, Arch: o.Arch}
+	p := &Plan{Node: n.Hostname, Role: n.Role, Target: t, Arch: o.Arch, Artifacts: n.Artifacts}
 	s := &n.Settings
 	for _, r := range rules {
 		if r.when != nil && !r.when(s) {
@@ -182,6 +186,7 @@ func ForTarget(n *spec.Node, t Target, o Options) *Plan {
 		}
 		p.Steps = append(p.Steps, st)
 	}
+	p.sources()
 	return p
 }
 

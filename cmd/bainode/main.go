@@ -56,6 +56,7 @@ one venv per service, /etc/hosts aliases, /vfroot storage and image pre-pulls.
 Examples:
   bainode init site.yaml                 # write a commented site file
   bainode validate --config site.yaml    # check it; errors name file:line:col
+  bainode plan --config site.yaml        # what each node gets, and from where
   bainode render --config site.yaml -o out
   bainode seed --example cluster -o out  # out/<host>/seed.iso per node
   bainode passwd                         # hash a password for the site file`,
