@@ -71,9 +71,6 @@ const (
 
 // Options tune ForSite.
 type Options struct {
-	// Context bounds the index downloads (SHA256SUMS, InRelease, Packages);
-	// nil means context.Background().
-	Context context.Context
 	// Fetch is used for the index downloads: Mirrors, Client, Retries.
 	Fetch fetch.Options
 	// CloudImage adds the Ubuntu cloud image of each ubuntu node's target.
@@ -91,9 +88,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
 	if o.Arch == "" {
 		o.Arch = "amd64"
 	}
@@ -129,8 +123,9 @@ func imageRequests(n *spec.Node, p *plan.Plan) []Request {
 // the index files (SHA256SUMS, InRelease, Packages) from the network
 // through o.Fetch's mirrors; every request but the images comes back
 // pinned. Requests are sorted by kind and name; one needed by several nodes
-// is listed once. Errors name the node and the setting.
-func ForSite(site *spec.Site, nodes []*spec.Node, o Options) ([]Request, error) {
+// is listed once. Errors name the node and the setting. ctx bounds the
+// index downloads.
+func ForSite(ctx context.Context, site *spec.Site, nodes []*spec.Node, o Options) ([]Request, error) {
 	o.defaults()
 	if nodes == nil && site != nil {
 		for i := range site.Nodes {
@@ -154,10 +149,10 @@ func ForSite(site *spec.Site, nodes []*spec.Node, o Options) ([]Request, error) 
 	}
 	for _, p := range ps {
 		for _, f := range p.Files() {
-			b.file(f, p.Node)
+			b.file(ctx, f, p.Node)
 		}
 	}
-	b.apt(ps)
+	b.apt(ctx, ps)
 	for i, p := range ps {
 		for _, r := range imageRequests(planned[i], p) {
 			b.add(r)
@@ -241,10 +236,10 @@ func (b *builder) keyring(name string, k fetch.TrustedKey) (openpgp.EntityList, 
 	return el, nil
 }
 
-func (b *builder) file(f plan.File, host string) {
+func (b *builder) file(ctx context.Context, f plan.File, host string) {
 	a := fetch.Artifact{Name: f.Name, URL: f.URL(), SHA256: f.SHA256, Version: f.Version, Kind: f.Kind}
 	if a.SHA256 == "" {
-		sums, err := b.sumsOf(f)
+		sums, err := b.sumsOf(ctx, f)
 		if err != nil {
 			b.fail(fmt.Errorf("%s: %s: %w", host, f.Field, err))
 			return
@@ -257,7 +252,7 @@ func (b *builder) file(f plan.File, host string) {
 	b.add(Request{Artifact: a, Nodes: []string{host}, Field: f.Field})
 }
 
-func (b *builder) sumsOf(f plan.File) (fetch.Sums, error) {
+func (b *builder) sumsOf(ctx context.Context, f plan.File) (fetch.Sums, error) {
 	dir := f.Dir
 	if s, ok := b.sums[dir]; ok {
 		return s, nil
@@ -272,7 +267,7 @@ func (b *builder) sumsOf(f plan.File) (fetch.Sums, error) {
 			return nil, err
 		}
 	}
-	s, err := fetch.FetchSHA256SUMS(b.o.Context, dir, kr, b.o.Fetch)
+	s, err := fetch.FetchSHA256SUMS(ctx, dir, kr, b.o.Fetch)
 	if err != nil {
 		b.setFailed(dir, err)
 		return nil, err
@@ -300,7 +295,7 @@ type aptJob struct {
 // apt resolves, for each group of nodes with the same repositories and
 // requests, the packages and their dependencies over all those
 // repositories' indexes.
-func (b *builder) apt(ps []*plan.Plan) {
+func (b *builder) apt(ctx context.Context, ps []*plan.Plan) {
 	jobs := map[string]*aptJob{}
 	var order []string
 	for _, n := range ps {
@@ -338,11 +333,11 @@ func (b *builder) apt(ps []*plan.Plan) {
 		order = append(order, key.String())
 	}
 	for _, k := range order {
-		b.resolve(jobs[k])
+		b.resolve(ctx, jobs[k])
 	}
 }
 
-func (b *builder) resolve(j *aptJob) {
+func (b *builder) resolve(ctx context.Context, j *aptJob) {
 	where := strings.Join(j.nodes, ", ")
 	var lists [][]fetch.AptPackage
 	for i, src := range j.sources {
@@ -354,7 +349,7 @@ func (b *builder) resolve(j *aptJob) {
 				return
 			}
 			var err error
-			if pkgs, err = src.Packages(b.o.Context, b.o.Fetch); err != nil {
+			if pkgs, err = src.Packages(ctx, b.o.Fetch); err != nil {
 				b.setFailed(key, err)
 				b.fail(fmt.Errorf("%s: %s: %s: %w", where, j.fields[i], src, err))
 				return

@@ -188,7 +188,7 @@ func TestForSiteExamplesFillWhatPayloadLooksFor(t *testing.T) {
 			var warns []string
 			o := w.o
 			o.Warn = func(m string) { warns = append(warns, m) }
-			reqs, err := ForSite(site, nil, o)
+			reqs, err := ForSite(context.Background(), site, nil, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,7 +282,7 @@ func TestForSiteExamplesFillWhatPayloadLooksFor(t *testing.T) {
 			}
 			before := gets()
 			blobs, _ := w.reg.Counts()
-			reqs2, err := ForSite(site, nil, o)
+			reqs2, err := ForSite(context.Background(), site, nil, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +328,7 @@ func TestForSiteSelectsNodesPinsAndManifest(t *testing.T) {
 	o.Installed = inst
 	var warns []string
 	o.Warn = func(m string) { warns = append(warns, m) }
-	reqs, err := ForSite(site, m1, o)
+	reqs, err := ForSite(context.Background(), site, m1, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ nodes:
   - {hostname: n1, role: agent}
   - {hostname: n2, role: agent}
 `)
-	reqs, err = ForSite(site, nil, Options{Fetch: w.o.Fetch, Keys: w.o.Keys})
+	reqs, err = ForSite(context.Background(), site, nil, Options{Fetch: w.o.Fetch, Keys: w.o.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,8 +438,7 @@ func TestForSiteErrorsNameNodeAndField(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			o.Context = ctx
-			_, err := ForSite(site, nil, o)
+			_, err := ForSite(ctx, site, nil, o)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -475,7 +474,7 @@ nodes:
 	o.CloudImage = false
 	c := openCache(t)
 
-	reqs, err := ForSite(mk("wrong"), nil, o)
+	reqs, err := ForSite(context.Background(), mk("wrong"), nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +486,7 @@ nodes:
 		t.Error("a refused image is in the cache")
 	}
 
-	reqs, err = ForSite(mk("t0p-secret"), nil, o)
+	reqs, err = ForSite(context.Background(), mk("t0p-secret"), nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}

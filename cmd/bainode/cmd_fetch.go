@@ -200,7 +200,7 @@ func fetchSite(ctx context.Context, c *cli.Context, cache *fetch.Cache, lockPath
 	if err != nil {
 		return err
 	}
-	ao := artifacts.Options{Context: ctx, Fetch: o, CloudImage: c.Bool("cloud-image"),
+	ao := artifacts.Options{Fetch: o, CloudImage: c.Bool("cloud-image"),
 		Warn: func(m string) { warnf("%s", m) }}
 	if m := c.String("manifest"); m != "" {
 		b, err := os.ReadFile(m)
@@ -211,7 +211,7 @@ func fetchSite(ctx context.Context, c *cli.Context, cache *fetch.Cache, lockPath
 			return usagef("--manifest %s: %v", m, err)
 		}
 	}
-	reqs, err := artifacts.ForSite(site, nodes, ao)
+	reqs, err := artifacts.ForSite(ctx, site, nodes, ao)
 	if err != nil {
 		return err
 	}
