@@ -11,13 +11,13 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	install "github.com/lablup/bainode/builder/plan"
 )
 
 // ImageArchiveName is the cache name of the docker-load tarball of an image
-// reference: "cr.backend.ai/stable/python:3.9" -> "image_cr.backend.ai_stable_python_3.9.tar".
-func ImageArchiveName(ref string) string {
-	return "image_" + strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref) + ".tar"
-}
+// reference (plan owns it).
+func ImageArchiveName(ref string) string { return install.ImageArchiveName(ref) }
 
 // ImageRefs returns the RepoTags of a docker-load tarball (what `docker
 // save` writes; plain or gzipped): the references `docker load` restores.
@@ -68,24 +68,7 @@ func ImageRefs(path string) ([]string, error) {
 	}
 }
 
-// sameImage says whether a RepoTag names ref: docker load writes tags fully
-// qualified or not, so "docker.io/library/x:1", "library/x:1" and "x:1"
-// are one image, and a ref without a tag means ":latest".
+// sameImage says whether a RepoTag names ref, by their normalised forms.
 func sameImage(tag, ref string) bool {
-	return normRef(tag) == normRef(ref)
-}
-
-func normRef(r string) string {
-	name, digest, hasDigest := strings.Cut(r, "@")
-	if !hasDigest {
-		if i := strings.LastIndex(name, ":"); i < 0 || strings.Contains(name[i:], "/") {
-			name += ":latest"
-		}
-	}
-	name = strings.TrimPrefix(name, "docker.io/")
-	name = strings.TrimPrefix(name, "library/")
-	if hasDigest {
-		return name + "@" + digest
-	}
-	return name
+	return install.ImageKey(tag) == install.ImageKey(ref)
 }

@@ -33,10 +33,24 @@ type Sources struct {
 // as the node's provisioning script expects it (render's PYTHON_ASSET).
 func PythonAsset(p spec.Python) string { return install.PythonAsset(p) }
 
-// ForNodes collects what the nodes install offline: the .debs (for Docker,
-// GPU drivers, NFS), their Python tarball and their images. Items shared by
-// nodes are carried once. Every missing artifact is named in the error.
+// ForNodes collects what the nodes' plans take from a payload: the .debs
+// (for Docker, the GPU driver and toolkit, NFS), their Python tarball and
+// their images. Items shared by nodes are carried once. Every missing
+// artifact is named in the error.
 func ForNodes(nodes []*spec.Node, src Sources) ([]Item, error) {
+	var ps []*install.Plan
+	for _, n := range nodes {
+		p, err := install.For(n, install.Options{})
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ForPlans(ps, src)
+}
+
+// ForPlans collects what the plans' sources need carried (see ForNodes).
+func ForPlans(ps []*install.Plan, src Sources) ([]Item, error) {
 	var (
 		items []Item
 		errs  []error
@@ -54,16 +68,27 @@ func ForNodes(nodes []*spec.Node, src Sources) ([]Item, error) {
 		items = append(items, it)
 	}
 
-	needDebs := false
-	for _, n := range nodes {
-		s := n.Settings
-		needDebs = needDebs || s.Docker.Enabled || s.GPU.Enabled || len(s.Storage.NFS) > 0
-		if s.Python.Enabled {
-			it, err := pythonItem(n, src.Cache)
-			if err != nil {
-				errs = append(errs, err)
-			} else {
-				add(it)
+	var debUsers, want []string // "node: field"; image references
+	for _, p := range ps {
+		for _, s := range p.Sources {
+			switch s.Kind {
+			case install.KindDeb:
+				debUsers = append(debUsers, p.Node+": "+s.Field)
+			case install.KindPython:
+				it, err := pythonItem(p.Node, s, src.Cache)
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					add(it)
+				}
+			case install.KindImage:
+				if !slices.Contains(want, s.Name) {
+					want = append(want, s.Name)
+				}
+			case install.KindCloudImage:
+				// What the node boots from, not what it installs.
+			default:
+				errs = append(errs, fmt.Errorf("%s: %s: payload cannot carry a %q", p.Node, s.Field, s.Kind))
 			}
 		}
 	}
@@ -72,14 +97,15 @@ func ForNodes(nodes []*spec.Node, src Sources) ([]Item, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if needDebs && len(debs) == 0 && err == nil {
-		errs = append(errs, errors.New("the nodes install packages (docker, gpu or nfs) but there are no .debs: give --debs DIR or pin them with bainode fetch"))
+	if len(debUsers) > 0 && len(debs) == 0 && err == nil {
+		errs = append(errs, fmt.Errorf("the nodes install packages (%s) but there are no .debs: give --debs DIR or pin them with bainode fetch",
+			strings.Join(debUsers, ", ")))
 	}
 	for _, it := range debs {
 		add(it)
 	}
 
-	imgs, err := imageItems(nodes, src)
+	imgs, err := imageItems(want, src)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -92,26 +118,25 @@ func ForNodes(nodes []*spec.Node, src Sources) ([]Item, error) {
 	return items, nil
 }
 
-func pythonItem(n *spec.Node, c *fetch.Cache) (Item, error) {
-	asset := PythonAsset(n.Python)
+func pythonItem(host string, s install.Source, c *fetch.Cache) (Item, error) {
 	if c == nil {
-		return Item{}, fmt.Errorf("%s: python: no cache to take %s from", n.Hostname, asset)
+		return Item{}, fmt.Errorf("%s: %s: no cache to take %s from", host, s.Field, s.Name)
 	}
-	a, ok := c.Lookup(asset)
+	a, ok := c.Lookup(s.Name)
 	if !ok {
-		return Item{}, fmt.Errorf("%s: python: %s is not in the cache %s; run bainode fetch for it", n.Hostname, asset, c.Root())
+		return Item{}, fmt.Errorf("%s: %s: %s is not in the cache %s; run bainode fetch for it", host, s.Field, s.Name, c.Root())
 	}
-	if pin := n.Python.SHA256; pin != "" && pin != a.SHA256 {
-		return Item{}, fmt.Errorf("%s: python: the cache's %s has sha256 %s, but python.sha256 pins %s", n.Hostname, asset, a.SHA256, pin)
+	if s.SHA256 != "" && s.SHA256 != a.SHA256 {
+		return Item{}, fmt.Errorf("%s: %s: the cache's %s has sha256 %s, but python.sha256 pins %s", host, s.Field, s.Name, a.SHA256, s.SHA256)
 	}
-	return Item{Kind: KindPython, Name: asset, SHA256: a.SHA256, Size: a.Size}, nil
+	return Item{Kind: KindPython, Name: s.Name, SHA256: a.SHA256, Size: a.Size}, nil
 }
 
 func debItems(src Sources) ([]Item, error) {
 	var items []Item
 	if src.Lock != nil {
 		for _, a := range src.Lock.Artifacts {
-			if a.Kind != "deb" && !strings.HasSuffix(a.Name, ".deb") {
+			if a.Kind != install.KindDeb && !strings.HasSuffix(a.Name, ".deb") {
 				continue
 			}
 			if src.Cache == nil {
@@ -139,15 +164,7 @@ func debItems(src Sources) ([]Item, error) {
 	return items, nil
 }
 
-func imageItems(nodes []*spec.Node, src Sources) ([]Item, error) {
-	var want []string
-	for _, n := range nodes {
-		for _, ref := range n.Images.Pull {
-			if !slices.Contains(want, ref) {
-				want = append(want, ref)
-			}
-		}
-	}
+func imageItems(want []string, src Sources) ([]Item, error) {
 	if len(want) == 0 {
 		return nil, nil
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 
 	"github.com/lablup/bainode/builder/fetch"
+	install "github.com/lablup/bainode/builder/plan"
 )
 
 // Label is the file system label the node looks for (blkid -L BAIPAYLOAD).
@@ -46,14 +47,19 @@ const ManifestFormat = 1
 // Kind says which directory an item goes to.
 type Kind string
 
-// The kinds of item.
+// The kinds of item, as the plan names them.
 const (
-	KindDeb    Kind = "deb"    // apt/
-	KindPython Kind = "python" // python/
-	KindImage  Kind = "image"  // images/
+	KindDeb    Kind = install.KindDeb    // apt/
+	KindPython Kind = install.KindPython // python/
+	KindImage  Kind = install.KindImage  // images/
 )
 
-var kindDir = map[Kind]string{KindDeb: "apt", KindPython: "python", KindImage: "images"}
+// kindDir is the directory of each kind (the plan owns them).
+var kindDir = map[Kind]string{
+	KindDeb:    install.PayloadDir[install.KindDeb],
+	KindPython: install.PayloadDir[install.KindPython],
+	KindImage:  install.PayloadDir[install.KindImage],
+}
 
 // Item is one file to carry.
 type Item struct {

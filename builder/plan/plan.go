@@ -127,6 +127,7 @@ func (f File) URL() string { return f.Dir + "/" + f.Name }
 type ImageRef struct {
 	Field    string `json:"field"`
 	Ref      string `json:"ref"`
+	Key      string `json:"key"` // ImageKey(Ref)
 	Platform string `json:"platform"`
 }
 

@@ -75,7 +75,10 @@ func writePlan(b *strings.Builder, p *Plan) {
 		case s.Payload == "":
 			fmt.Fprintf(b, "    %-10s the node's own apt sources\n", "online")
 		}
-		if s.Payload != "" {
+		switch {
+		case s.Payload != "" && s.Key != "":
+			fmt.Fprintf(b, "    %-10s %s (the tarball manifest.json lists for %s)\n", "payload", s.Payload, s.Key)
+		case s.Payload != "":
 			fmt.Fprintf(b, "    %-10s %s\n", "payload", s.Payload)
 		}
 		switch {

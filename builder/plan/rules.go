@@ -129,7 +129,7 @@ var rules = []rule{
 	{name: "images", where: Image, field: "images.pull", when: func(s *spec.Settings) bool { return len(s.Images.Pull) > 0 },
 		build: func(st *Step, n *spec.Node, _ Target, o Options) {
 			for i, ref := range n.Images.Pull {
-				st.Images = append(st.Images, ImageRef{Field: fmt.Sprintf("images.pull[%d]", i), Ref: ref, Platform: "linux/" + o.Arch})
+				st.Images = append(st.Images, ImageRef{Field: fmt.Sprintf("images.pull[%d]", i), Ref: ref, Key: ImageKey(ref), Platform: "linux/" + o.Arch})
 			}
 		}},
 	{name: "hostname", where: Node, field: "hostname"},

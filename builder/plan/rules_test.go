@@ -204,8 +204,8 @@ nodes: [{hostname: n}]
 	want := map[string]string{
 		"cloud-image jammy-server-cloudimg-arm64.img":   "",
 		"python " + plan.PythonAsset(s.Nodes[0].Python): "python/" + plan.PythonAsset(s.Nodes[0].Python),
-		"image busybox":          "images/image_busybox.tar",
-		"image cr.example/x/y:1": "images/image_cr.example_x_y_1.tar",
+		"image busybox":          "images/",
+		"image cr.example/x/y:1": "images/",
 		"deb https://mirror.example/docker/ubuntu jammy stable": "apt/",
 		"deb " + plan.NVIDIAToolkitRepo + "/arm64 /":            "apt/",
 		"deb ubuntu-22.04 archive":                              "apt/",
@@ -243,6 +243,21 @@ func TestPackageNames(t *testing.T) {
 	for _, want := range []string{"docker-ce", "containerd.io", "nvidia-container-toolkit", "docker.io", "nvidia-headless-", "nfs-common", "cuda-cudart-"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("PackageNames lacks %q", want)
+		}
+	}
+}
+
+func TestImageKey(t *testing.T) {
+	for _, c := range [][2]string{
+		{"busybox", "busybox:latest"},
+		{"docker.io/library/busybox:1.36", "busybox:1.36"},
+		{"library/busybox:1.36", "busybox:1.36"},
+		{"localhost:5000/x", "localhost:5000/x:latest"},
+		{"cr.backend.ai/stable/python:3.9", "cr.backend.ai/stable/python:3.9"},
+		{"docker.io/x/y@sha256:ab", "x/y@sha256:ab"},
+	} {
+		if got := plan.ImageKey(c[0]); got != c[1] {
+			t.Errorf("ImageKey(%q) = %q, want %q", c[0], got, c[1])
 		}
 	}
 }

@@ -18,6 +18,25 @@ func ImageArchiveName(ref string) string {
 	return "image_" + strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref) + ".tar"
 }
 
+// ImageKey is the normalised form of an image reference, the one the
+// payload manifest lists and the node looks up exactly: docker load writes
+// tags fully qualified or not, so "docker.io/library/x:1", "library/x:1"
+// and "x:1" are one image, and a reference without a tag means ":latest".
+func ImageKey(ref string) string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	if !hasDigest {
+		if i := strings.LastIndex(name, ":"); i < 0 || strings.Contains(name[i:], "/") {
+			name += ":latest"
+		}
+	}
+	name = strings.TrimPrefix(name, "docker.io/")
+	name = strings.TrimPrefix(name, "library/")
+	if hasDigest {
+		return name + "@" + digest
+	}
+	return name
+}
+
 // Source is one thing a node downloads, and where it comes from: online,
 // or from the payload disk when the node has "artifacts: payload". It is
 // the one list of what bainode fetch gets and bainode payload carries.
@@ -30,13 +49,16 @@ type Source struct {
 	Name string `json:"name"`
 	// URL is the upstream origin (docker://REF for an image).
 	URL string `json:"url"`
-	// Payload is the path in the payload disk ("apt/" for a repository's
-	// .debs, which bainode fetch resolves and pins); "" when the node
-	// takes it online.
+	// Payload is the path in the payload disk, "" when the node takes it
+	// online. A directory for .debs ("apt/": bainode fetch resolves and
+	// pins them) and images ("images/": manifest.json names the tarball
+	// that carries Key).
 	Payload string `json:"payload,omitempty"`
 	// SHA256 is set when the site pins it; otherwise fetch takes it from
 	// the signed index and the lock records it.
 	SHA256 string `json:"sha256,omitempty"`
+	// Key is an image's normalised reference (ImageKey).
+	Key string `json:"key,omitempty"`
 	// Packages are what the node installs from an apt repository.
 	Packages []string `json:"packages,omitempty"`
 }
@@ -73,7 +95,7 @@ func (p *Plan) sources() {
 		}
 		for _, im := range st.Images {
 			p.Sources = append(p.Sources, Source{Step: st.Name, Field: im.Field, Kind: KindImage, Name: im.Ref,
-				URL: fetch.ImageURLScheme + im.Ref, Payload: at(KindImage, ImageArchiveName(im.Ref))})
+				URL: fetch.ImageURLScheme + im.Ref, Key: im.Key, Payload: at(KindImage, "")})
 		}
 	}
 }
