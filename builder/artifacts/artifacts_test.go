@@ -20,6 +20,7 @@ import (
 	"github.com/lablup/bainode/builder/fetch"
 	"github.com/lablup/bainode/builder/internal/testsrv"
 	"github.com/lablup/bainode/builder/payload"
+	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/templates"
 )
@@ -191,6 +192,38 @@ func TestForSiteExamplesFillWhatPayloadLooksFor(t *testing.T) {
 			reqs, err := ForSite(context.Background(), site, nil, o)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Every download of the nodes' plans is requested for the node.
+			for i := range site.Nodes {
+				p, err := plan.For(&site.Nodes[i], plan.Options{CloudImage: o.CloudImage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range p.Sources {
+					if s.URL == "" {
+						continue // the target's own archive: --debs brings them
+					}
+					var names []string
+					switch s.Kind {
+					case plan.KindDeb:
+						for _, req := range s.Packages {
+							name, _, _ := strings.Cut(req, "=")
+							names = append(names, name+"_")
+						}
+					case plan.KindImage:
+						names = []string{payload.ImageArchiveName(s.Name)}
+					default:
+						names = []string{s.Name}
+					}
+					for _, want := range names {
+						if !slices.ContainsFunc(reqs, func(r Request) bool {
+							return strings.HasPrefix(r.Artifact.Name, want) && strings.HasPrefix(r.Artifact.URL, s.URL) &&
+								r.Artifact.Kind == s.Kind && slices.Contains(r.Nodes, p.Node)
+						}) {
+							t.Errorf("%s: %s: the plan's %s %s (%s) is not requested", p.Node, s.Field, s.Kind, want, s.URL)
+						}
+					}
+				}
 			}
 			for _, r := range reqs {
 				if r.Image == nil && !r.Artifact.Pinned() {

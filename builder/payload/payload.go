@@ -25,6 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,8 +42,9 @@ const Label = "BAIPAYLOAD"
 // ManifestName is the manifest's path in the file system.
 const ManifestName = "manifest.json"
 
-// ManifestFormat is bumped when the manifest's meaning changes.
-const ManifestFormat = 1
+// ManifestFormat is bumped when the manifest's meaning changes (the plan
+// owns it, render hands it to the node).
+const ManifestFormat = install.PayloadFormat
 
 // Kind says which directory an item goes to.
 type Kind string
@@ -117,8 +119,20 @@ type Package struct {
 
 // Image is one docker-load tarball.
 type Image struct {
-	File string   `json:"file"`
+	File string `json:"file"`
+	// Refs are the references it restores, normalised (plan.ImageKey), so
+	// that the node looks an image up by its key exactly.
 	Refs []string `json:"refs"`
+}
+
+// imageKeys are the normalised refs, sorted, each once.
+func imageKeys(refs []string) []string {
+	out := []string{}
+	for _, r := range refs {
+		out = append(out, install.ImageKey(r))
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // blockSize is the file system's block size. go-diskfs picks 1 KiB blocks
@@ -430,7 +444,7 @@ func (w *writer) write(p *plan) error {
 		}
 	}
 	for _, e := range p.images {
-		m.Images = append(m.Images, Image{File: e.dst, Refs: e.item.Refs})
+		m.Images = append(m.Images, Image{File: e.dst, Refs: imageKeys(e.item.Refs)})
 	}
 	for _, e := range p.python {
 		m.Python = append(m.Python, e.dst)

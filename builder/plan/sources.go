@@ -7,6 +7,10 @@ import (
 	"github.com/lablup/bainode/builder/spec"
 )
 
+// PayloadFormat is the payload manifest's format, bumped when its meaning
+// changes (2: image refs are ImageKeys). render hands it to the node.
+const PayloadFormat = 2
+
 // Payload directories by kind: where a payload carries each kind of
 // artifact (builder/payload writes them, the provisioning script reads them).
 var PayloadDir = map[string]string{KindDeb: "apt", KindPython: "python", KindImage: "images"}
