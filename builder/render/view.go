@@ -34,10 +34,14 @@ type view struct {
 	DockerDist        string
 	ToolkitPackages   []string
 	NVIDIAToolkitRepo string
-	Keys              struct{ Docker, NVIDIA, CUDA string }
-	Python            struct{ Asset, URL, SumsURL string }
-	PythonHome        string
-	Net               netView
+	// ImageKeys are images.pull normalised, in order: what the payload
+	// manifest lists (plan.ImageKey).
+	ImageKeys     []string
+	PayloadFormat int
+	Keys          struct{ Docker, NVIDIA, CUDA string }
+	Python        struct{ Asset, URL, SumsURL string }
+	PythonHome    string
+	Net           netView
 }
 
 type netView struct {
@@ -90,6 +94,10 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 		v.Toolkit = true
 		v.ToolkitPackages = requests(st.Repos)
 	}
+	for _, im := range pl.Images() {
+		v.ImageKeys = append(v.ImageKeys, im.Key)
+	}
+	v.PayloadFormat = plan.PayloadFormat
 	if s.Python.Enabled {
 		p := s.Python
 		v.Python.Asset = plan.PythonAsset(p)
