@@ -81,7 +81,8 @@ func TestAirGappedVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeDockerArchive(t, imgTar, testImage, []string{"/bin/busybox", "echo", testGreeting},
+	writeDockerArchive(t, imgTar, "docker.io/"+testImage, // tagged as docker save writes it; found by its key
+		 []string{"/bin/busybox", "echo", testGreeting},
 		map[string][]byte{"bin/busybox": busybox, "bin/sh": []byte("->busybox")}, map[string]int64{"bin/busybox": 0o755})
 	if _, err := cache.Import(imgTar, fetch.Artifact{Name: ImageArchiveName(testImage), URL: "file:///test/hello.tar", Kind: "image"}); err != nil {
 		t.Fatal(err)
