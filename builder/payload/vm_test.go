@@ -82,7 +82,7 @@ func TestAirGappedVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeDockerArchive(t, imgTar, "docker.io/"+testImage, // tagged as docker save writes it; found by its key
-		 []string{"/bin/busybox", "echo", testGreeting},
+		[]string{"/bin/busybox", "echo", testGreeting},
 		map[string][]byte{"bin/busybox": busybox, "bin/sh": []byte("->busybox")}, map[string]int64{"bin/busybox": 0o755})
 	if _, err := cache.Import(imgTar, fetch.Artifact{Name: ImageArchiveName(testImage), URL: "file:///test/hello.tar", Kind: "image"}); err != nil {
 		t.Fatal(err)
