@@ -162,6 +162,17 @@ var staticFiles = []staticFile{
 	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
 }
 
+// VerifyEnv is the verifier's expectations for n: the verify.env that Node
+// writes on it, for bainode verify on a host set up without it.
+func (r *Renderer) VerifyEnv(site *spec.Site, n *spec.Node) ([]byte, error) {
+	v, err := r.view(site, n)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.exec("verify.env.tmpl", v)
+	return []byte(strings.TrimLeft(string(b), "\n")), err
+}
+
 // Node renders one node of a validated site.
 func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	v, err := r.view(site, n)

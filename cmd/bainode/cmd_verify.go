@@ -9,12 +9,18 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/overlays"
 )
+
+// defaultVerifyEnv is where render puts the expectations on a node.
+const defaultVerifyEnv = "/etc/bainode/verify.env"
 
 // Paths inside overlays.FS.
 const (
@@ -30,9 +36,13 @@ func init() {
 every node (/usr/local/lib/bainode/bainode-verify): the bai user, sudo and
 password, limits and sysctl files and their live values, the /etc/hosts
 block, /vfroot, Docker and compose, the NVIDIA runtime, the static Python and
-its venvs, and the pre-pulled images. The expectations come from --env, which
-bainode's renderer writes to every node; on a host set up by hand, start from
-'bainode verify --example-env' and add --no-cloud-init.
+its venvs, and the pre-pulled images. On a node, the expectations come from
+--env, which bainode's renderer writes there. On a host set up by hand (or
+to check a host against a site), --config site.yaml --node NAME (or
+--example NAME) derives them from that node's plan, the same values render
+would write. When cloud-init never ran on the host (no status.json or
+result.json under /run/cloud-init or /var/lib/cloud/data), the cloud-init
+checks are skipped, and a note says so.
 
 Exit status: 0 when no check failed, 1 when one did (or the checks could not
 run), 2 on bad flags.
@@ -41,17 +51,19 @@ Examples:
   sudo bainode verify
   sudo bainode verify --json > report.json
   sudo bainode verify --junit verify.xml
+  sudo bainode verify --config site.yaml --node bai-a01
+  sudo bainode verify --example single-node
   bainode verify --example-env > my.env; sudo bainode verify --env my.env --no-cloud-init
   bainode verify --from serial.log       # a report captured from a console`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "env", Value: "/etc/bainode/verify.env", Usage: "expectations `FILE` (shell-sourceable, written by bainode)"},
+		Flags: siteFlags(nodeFlag,
+			&cli.StringFlag{Name: "env", Value: defaultVerifyEnv, Usage: "expectations `FILE` (shell-sourceable, written by bainode); not with --config/--example"},
 			&cli.BoolFlag{Name: "json", Usage: "print the JSON report instead of a table"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the report as JUnit XML to `FILE`"},
 			&cli.StringFlag{Name: "from", Usage: "read a saved report `FILE` (JSON, or a console log with the report markers; - for stdin) instead of checking this host"},
 			&cli.BoolFlag{Name: "no-cloud-init", Usage: "skip the cloud-init checks (host not provisioned by cloud-init)"},
 			&cli.BoolFlag{Name: "in-cloud-init", Usage: "skip the cloud-init status checks (running from cloud-init's runcmd)"},
 			&cli.BoolFlag{Name: "example-env", Usage: "print an example expectations file and exit"},
-		},
+		),
 		Action: runVerify,
 	})
 }
@@ -112,8 +124,20 @@ func runVerifier(c *cli.Context) (verify.Report, error) {
 	if c.Bool("in-cloud-init") && c.Bool("no-cloud-init") {
 		return verify.Report{}, usagef("--in-cloud-init and --no-cloud-init exclude each other")
 	}
+	envFile, cleanup, err := expectations(c)
+	if err != nil {
+		return verify.Report{}, err
+	}
+	defer cleanup()
 	if os.Geteuid() != 0 {
 		return verify.Report{}, errors.New("verify must run as root: it reads /etc/shadow and logs in as the service user (try sudo)")
+	}
+	noCloudInit := c.Bool("no-cloud-init")
+	if !noCloudInit && !c.Bool("in-cloud-init") {
+		if ran, looked := cloudInitRan(cloudInitRoots...); !ran {
+			fmt.Fprintf(c.App.ErrWriter, "bainode: cloud-init never ran on this host (none of %s): skipping the cloud-init checks\n", strings.Join(looked, ", "))
+			noCloudInit = true
+		}
 	}
 	script, err := fs.ReadFile(overlays.FS, verifyScript)
 	if err != nil {
@@ -136,11 +160,11 @@ func runVerifier(c *cli.Context) (verify.Report, error) {
 		return verify.Report{}, err
 	}
 
-	args := []string{f.Name(), "--env", c.String("env")}
+	args := []string{f.Name(), "--env", envFile}
 	if c.Bool("in-cloud-init") {
 		args = append(args, "--in-cloud-init")
 	}
-	if c.Bool("no-cloud-init") {
+	if noCloudInit {
 		args = append(args, "--no-cloud-init")
 	}
 	var out bytes.Buffer
@@ -156,6 +180,82 @@ func runVerifier(c *cli.Context) (verify.Report, error) {
 		return verify.Report{}, fmt.Errorf("run verifier: %w", err)
 	}
 	return verify.Parse(&out)
+}
+
+// expectations is the verify.env to check against: --env, or the one
+// render writes for the --node of --config/--example, in a temporary file
+// that cleanup removes.
+func expectations(c *cli.Context) (path string, cleanup func(), err error) {
+	cleanup = func() {}
+	fromSite := c.IsSet("config") || c.IsSet("example")
+	if !fromSite {
+		path = c.String("env")
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && !c.IsSet("env") {
+				return "", cleanup, fmt.Errorf("no expectations file %s: bainode did not provision this host; "+
+					"derive the expectations from its site with --config site.yaml --node NAME (or --example NAME)", path)
+			}
+			return "", cleanup, fmt.Errorf("cannot read the expectations file: %w", err)
+		}
+		return path, cleanup, nil
+	}
+	if c.IsSet("env") {
+		return "", cleanup, usagef("--env and --config/--example exclude each other: the expectations come from one place")
+	}
+	site, nodes, err := prepare(c)
+	if err != nil {
+		return "", cleanup, err
+	}
+	if len(nodes) != 1 {
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Hostname)
+		}
+		return "", cleanup, usagef("verify checks one host: choose it with --node (one of %s)", strings.Join(names, ", "))
+	}
+	r, err := render.New(render.Options{Version: version})
+	if err != nil {
+		return "", cleanup, err
+	}
+	b, err := r.VerifyEnv(site, nodes[0])
+	if err != nil {
+		return "", cleanup, err
+	}
+	f, err := os.CreateTemp("", "bainode-verify-env-*")
+	if err != nil {
+		return "", cleanup, err
+	}
+	cleanup = func() { os.Remove(f.Name()) }
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		cleanup()
+		return "", func() {}, err
+	}
+	if err := f.Close(); err != nil {
+		cleanup()
+		return "", func() {}, err
+	}
+	return f.Name(), cleanup, nil
+}
+
+// cloudInitRoots are where cloud-init leaves status.json and result.json:
+// for this boot, and kept across boots.
+var cloudInitRoots = []string{"/run/cloud-init", "/var/lib/cloud/data"}
+
+// cloudInitRan says whether cloud-init left a status or result under any
+// of roots (ds-identify alone, which runs even when no datasource is
+// found, leaves neither); looked lists the files tried.
+func cloudInitRan(roots ...string) (ran bool, looked []string) {
+	for _, r := range roots {
+		for _, f := range []string{"status.json", "result.json"} {
+			p := filepath.Join(r, f)
+			looked = append(looked, p)
+			if _, err := os.Stat(p); err == nil {
+				ran = true
+			}
+		}
+	}
+	return ran, looked
 }
 
 // readReport reads a saved JSON report, or extracts one from a console log.
