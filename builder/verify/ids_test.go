@@ -154,3 +154,59 @@ func TestDocsCheckIDs(t *testing.T) {
 		}
 	}
 }
+
+// The docs' report-format table is verify.Formats, row for row.
+func TestDocsReportFormats(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cloud-init.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "| format | what |\n|---|---|\n")
+	if !ok {
+		t.Fatal("docs/cloud-init.md: no report-format table (| format | what |)")
+	}
+	var got, want []string
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		got = append(got, line)
+	}
+	for _, f := range Formats {
+		want = append(want, "| `"+f.Name+"` | "+f.Usage+" |")
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/cloud-init.md's report formats:\n%s\nverify.Formats:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestFormats(t *testing.T) {
+	r := Report{Version: 1, Host: "h", Checks: []Check{{ID: "user.uid", Status: StatusPass, Expected: "1100", Actual: "1100"},
+		{ID: "docker.active", Status: StatusFail, Expected: "active", Actual: "inactive", Detail: "d"}}}
+	runs := []Run{{Name: "h.boot1", Report: r}, {Name: "h.boot2", Report: r}}
+	for _, f := range Formats {
+		var b strings.Builder
+		if err := f.Write(&b, runs); err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		if !strings.Contains(b.String(), "docker.active") {
+			t.Errorf("%s: no docker.active in\n%s", f.Name, b.String())
+		}
+	}
+	var b strings.Builder
+	if err := WriteJUnitRuns(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "<testsuite "); n != 2 || !strings.Contains(b.String(), `<testsuites name="bainode-verify" tests="4" failures="2"`) {
+		t.Errorf("two boots: %d testsuites, totals wrong?\n%s", n, b.String())
+	}
+	b.Reset()
+	lines, _ := FormatNamed("lines")
+	lines.Write(&b, runs)
+	if !strings.Contains(b.String(), "boot 2: FAIL docker.active  (expected \"active\", got \"inactive\") d\n") {
+		t.Errorf("lines:\n%s", b.String())
+	}
+	if _, err := FormatNamed("xml"); err == nil || !strings.Contains(err.Error(), "table, json, junit, lines") {
+		t.Errorf("FormatNamed(xml): %v", err)
+	}
+}

@@ -50,11 +50,39 @@ type junitSkipped struct {
 }
 
 // WriteJUnit writes r as one JUnit test suite named suiteName (the host
-// when empty). Each check is a test case named by its id, with classname
-// suiteName.family ("bai-a01.user"), so reporters group checks by node
-// and family. Failed checks carry a <failure>, skipped ones a <skipped>
-// with the reason; times are 0 because the verifier does not time checks.
+// when empty); see WriteJUnitRuns.
 func WriteJUnit(w io.Writer, r Report, suiteName string) error {
+	return WriteJUnitRuns(w, []Run{{Name: suiteName, Report: r}})
+}
+
+// WriteJUnitRuns writes one JUnit document with a test suite per run, named
+// by the run (the host when empty). Each check is a test case named by its
+// id, with classname suite.family ("bai-a01.user"), so reporters group
+// checks by node and family. Failed checks carry a <failure>, skipped ones
+// a <skipped> with the reason; times are 0 because the verifier does not
+// time checks.
+func WriteJUnitRuns(w io.Writer, runs []Run) error {
+	doc := junitSuites{Name: "bainode-verify", Time: "0"}
+	for _, run := range runs {
+		suite := junitSuiteOf(run.Report, run.Name)
+		doc.Tests += suite.Tests
+		doc.Failures += suite.Failures
+		doc.Skipped += suite.Skipped
+		doc.Suites = append(doc.Suites, suite)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func junitSuiteOf(r Report, suiteName string) junitSuite {
 	if suiteName == "" {
 		suiteName = r.Host
 	}
@@ -86,20 +114,7 @@ func WriteJUnit(w io.Writer, r Report, suiteName string) error {
 		}
 		suite.Cases = append(suite.Cases, tc)
 	}
-	doc := junitSuites{
-		Name: "bainode-verify", Tests: suite.Tests, Failures: suite.Failures,
-		Skipped: suite.Skipped, Time: "0", Suites: []junitSuite{suite},
-	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return suite
 }
 
 // oneLine keeps attribute values on one line; XML would turn a newline in

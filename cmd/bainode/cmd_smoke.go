@@ -88,21 +88,30 @@ func runSmoke(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, runErr := smoke.Run(ctx, o)
-	var fails int
-	var junit bytes.Buffer
+	var (
+		fails int
+		runs  []verify.Run
+	)
 	for i, r := range res.Reports {
 		suite := fmt.Sprintf("%s.boot%d", name, i+1)
 		if len(res.Reports) == 1 {
 			suite = name
 		}
-		n := printChecks(c, r, i+1, len(res.Reports) > 1)
-		fails += n
-		if c.String("junit") != "" {
-			verify.WriteJUnit(&junit, r, suite)
+		runs = append(runs, verify.Run{Name: suite, Report: r})
+		fails += r.Count().Fail
+	}
+	if len(runs) > 0 {
+		lines, _ := verify.FormatNamed("lines")
+		if err := lines.Write(c.App.Writer, runs); err != nil {
+			return err
 		}
 	}
-	if p := c.String("junit"); p != "" && len(res.Reports) > 0 {
-		if err := writeFile(p, junitSuites(junit.Bytes()), 0o644); err != nil {
+	if p := c.String("junit"); p != "" && len(runs) > 0 {
+		var b bytes.Buffer
+		if err := verify.WriteJUnitRuns(&b, runs); err != nil {
+			return err
+		}
+		if err := writeFile(p, b.Bytes(), 0o644); err != nil {
 			return err
 		}
 	}
@@ -142,32 +151,6 @@ func seedFor(c *cli.Context) (string, string, error) {
 		return "", "", err
 	}
 	return p, nodes[0].Hostname, nil
-}
-
-// printChecks prints one line per check and the summary; it returns the
-// number of failures.
-func printChecks(c *cli.Context, r verify.Report, boot int, many bool) int {
-	w := c.App.Writer
-	prefix := ""
-	if many {
-		prefix = fmt.Sprintf("boot %d: ", boot)
-	}
-	s := r.Count()
-	for _, ch := range r.Checks {
-		line := fmt.Sprintf("%s%-4s %s", prefix, map[string]string{verify.StatusPass: "PASS", verify.StatusFail: "FAIL", verify.StatusSkip: "SKIP"}[ch.Status], ch.ID)
-		if ch.Status != verify.StatusPass {
-			line += fmt.Sprintf("  (expected %q, got %q) %s", ch.Expected, ch.Actual, ch.Detail)
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintf(w, "%s%d passed, %d failed, %d skipped\n", prefix, s.Pass, s.Fail, s.Skip)
-	return s.Fail
-}
-
-// junitSuites wraps one or more <testsuite> documents in <testsuites>.
-func junitSuites(b []byte) []byte {
-	b = bytes.ReplaceAll(b, []byte(`<?xml version="1.0" encoding="UTF-8"?>`), nil)
-	return append(append([]byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n"), b...), []byte("</testsuites>\n")...)
 }
 
 // progressWriter is where boot stages go: one short line per stage with the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +56,8 @@ Examples:
   bainode verify --from serial.log       # a report captured from a console`,
 		Flags: siteFlags(nodeFlag,
 			&cli.StringFlag{Name: "env", Value: defaultVerifyEnv, Usage: "expectations `FILE` (shell-sourceable, written by bainode); not with --config/--example"},
-			&cli.BoolFlag{Name: "json", Usage: "print the JSON report instead of a table"},
+			&cli.BoolFlag{Name: "json", Usage: "print the JSON report instead of a table (--format json)"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "print the report as `FORMAT`: " + formatNames()},
 			&cli.StringFlag{Name: "junit", Usage: "also write the report as JUnit XML to `FILE`"},
 			&cli.StringFlag{Name: "from", Usage: "read a saved report `FILE` (JSON, or a console log with the report markers; - for stdin) instead of checking this host"},
 			&cli.BoolFlag{Name: "no-cloud-init", Usage: "skip the cloud-init checks (host not provisioned by cloud-init)"},
@@ -80,10 +80,18 @@ func runVerify(c *cli.Context) error {
 		_, err = c.App.Writer.Write(b)
 		return err
 	}
-	var (
-		rep verify.Report
-		err error
-	)
+	name := c.String("format")
+	if c.Bool("json") {
+		if c.IsSet("format") && name != "json" {
+			return usagef("--json and --format %s exclude each other", name)
+		}
+		name = "json"
+	}
+	format, err := verify.FormatNamed(name)
+	if err != nil {
+		return usageError{err}
+	}
+	var rep verify.Report
 	if from := c.String("from"); from != "" {
 		rep, err = readReport(from)
 	} else {
@@ -92,23 +100,17 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	runs := []verify.Run{{Name: rep.Host, Report: rep}}
 	if path := c.String("junit"); path != "" {
 		var b bytes.Buffer
-		if err := verify.WriteJUnit(&b, rep, rep.Host); err != nil {
+		if err := verify.WriteJUnitRuns(&b, runs); err != nil {
 			return err
 		}
 		if err := writeFile(path, b.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("write junit report: %w", err)
 		}
 	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
-	} else {
-		err = verify.WriteTable(c.App.Writer, rep)
-	}
-	if err != nil {
+	if err := format.Write(c.App.Writer, runs); err != nil {
 		return err
 	}
 	if rep.Failed() {
@@ -256,6 +258,14 @@ func cloudInitRan(roots ...string) (ran bool, looked []string) {
 		}
 	}
 	return ran, looked
+}
+
+func formatNames() string {
+	var names []string
+	for _, f := range verify.Formats {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // readReport reads a saved JSON report, or extracts one from a console log.

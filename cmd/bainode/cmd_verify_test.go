@@ -34,6 +34,9 @@ func TestVerifyFlags(t *testing.T) {
 		{[]string{"verify", "--example", "vm-test", "--env", "x.env"}, 2, "--env and --config/--example exclude each other"},
 		{[]string{"verify", "--example", "cluster", "--node", "ghost"}, 2, `--node "ghost"`},
 		{[]string{"verify", "--env", filepath.Join(t.TempDir(), "none.env")}, 1, "cannot read the expectations file"},
+		{[]string{"verify", "--from", "../../builder/verify/testdata/report.json", "--format", "lines"}, 1, "FAIL cloudinit.result  (expected"},
+		{[]string{"verify", "--from", "../../builder/verify/testdata/report.json", "--format", "xml"}, 2, `no report format "xml"`},
+		{[]string{"verify", "--from", "../../builder/verify/testdata/report.json", "--json", "--format", "lines"}, 2, "exclude each other"},
 	} {
 		out, errs, code := bainode(t, "", tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.out) {
