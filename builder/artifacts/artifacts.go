@@ -1,13 +1,12 @@
-// Package artifacts turns a site's settings into the files bainode fetch
-// puts in its cache for an air-gapped install, under the names
+// Package artifacts turns the nodes' plans into the requests bainode fetch
+// fills its cache with for an air-gapped install, under the names
 // builder/payload looks them up by: the python-build-standalone tarball by
-// its asset name, container images by payload.ImageArchiveName(ref), the
-// .debs of Docker's and NVIDIA's repositories through the lock, and
-// optionally the Ubuntu cloud image a node boots from.
+// its asset name, container images by plan.ImageArchiveName(ref), the .debs
+// of Docker's and NVIDIA's repositories (resolved with their dependencies)
+// through the lock, and optionally the Ubuntu cloud image a node boots from.
 //
-// What is fetched for which setting is the tables below (aptRepos,
-// fileRules, imageRule); the per-target facts (codename, Docker's path) come
-// from templates/targets.yaml.
+// What a node needs is builder/plan's; this package only finds the
+// checksums and resolves the apt requests.
 package artifacts
 
 import (
@@ -361,10 +360,9 @@ func (b *builder) resolve(ctx context.Context, j *aptJob) {
 	res, err := fetch.NewAptIndex(lists...).Resolve(j.requests, b.o.Installed)
 	if err != nil {
 		field := strings.Join(j.fields, ", ")
-		for pkg, f := range j.pinOf {
-			if strings.Contains(err.Error(), " "+pkg+" ") {
-				field = f
-			}
+		var me *fetch.MissingPackageError
+		if errors.As(err, &me) && me.Version != "" && j.pinOf[me.Package] != "" {
+			field = j.pinOf[me.Package] // the pin, not the package, is wrong
 		}
 		b.fail(fmt.Errorf("%s: %s: %w", where, field, err))
 		return

@@ -114,6 +114,17 @@ func (r *Resolution) Artifacts() []Artifact {
 	return out
 }
 
+// MissingPackageError is a request no index has: the package, or the
+// pinned Version of it.
+type MissingPackageError struct{ Package, Version string }
+
+func (e *MissingPackageError) Error() string {
+	if e.Version != "" {
+		return fmt.Sprintf("apt: no %s version %s in the indexes", e.Package, e.Version)
+	}
+	return fmt.Sprintf("apt: no package %s in the indexes", e.Package)
+}
+
 // Resolve picks packages for the requests ("name" or "name=version") and,
 // recursively, their Pre-Depends and Depends, skipping what installed
 // already satisfies. Each choice prefers the newest fitting version of the
@@ -131,10 +142,7 @@ func (ix *AptIndex) Resolve(requests []string, installed Installed) (*Resolution
 			found = found || !pinned || p.Version == ver
 		}
 		if _, inst := installed[name]; !found && !inst {
-			if pinned {
-				return nil, fmt.Errorf("apt: no %s version %s in the indexes", name, ver)
-			}
-			return nil, fmt.Errorf("apt: no package %s in the indexes", name)
+			return nil, &MissingPackageError{Package: name, Version: ver}
 		}
 		alt := dependency.Possibility{Name: name}
 		if pinned {
