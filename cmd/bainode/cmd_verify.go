@@ -191,6 +191,11 @@ func expectations(c *cli.Context) (path string, cleanup func(), err error) {
 	cleanup = func() {}
 	fromSite := c.IsSet("config") || c.IsSet("example")
 	if !fromSite {
+		for _, f := range []string{"node", "target"} {
+			if c.IsSet(f) {
+				return "", cleanup, usagef("--%s picks from a site: give --config FILE or --example NAME too", f)
+			}
+		}
 		path = c.String("env")
 		if _, err := os.Stat(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) && !c.IsSet("env") {

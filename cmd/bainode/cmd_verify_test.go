@@ -33,6 +33,7 @@ func TestVerifyFlags(t *testing.T) {
 		{[]string{"verify", "--example", "cluster"}, 2, "choose it with --node (one of bai-m1, bai-a01, bai-a02)"},
 		{[]string{"verify", "--example", "vm-test", "--env", "x.env"}, 2, "--env and --config/--example exclude each other"},
 		{[]string{"verify", "--example", "cluster", "--node", "ghost"}, 2, `--node "ghost"`},
+		{[]string{"verify", "--node", "bai-a01"}, 2, "--node picks from a site"},
 		{[]string{"verify", "--env", filepath.Join(t.TempDir(), "none.env")}, 1, "cannot read the expectations file"},
 		{[]string{"verify", "--from", "../../builder/verify/testdata/report.json", "--format", "lines"}, 1, "FAIL cloudinit.result  (expected"},
 		{[]string{"verify", "--from", "../../builder/verify/testdata/report.json", "--format", "xml"}, 2, `no report format "xml"`},
