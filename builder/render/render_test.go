@@ -230,7 +230,8 @@ func TestUserDataCarriesTheGuide(t *testing.T) {
 		t.Errorf("hosts block:\n%s", hosts)
 	}
 	env, _ := fileContent(t, c, "/etc/bainode/provision.env")
-	for _, want := range []string{"GPU=1", "TOOLKIT=1", "NVIDIA_DRIVER_PACKAGES='nvidia-headless-535-server nvidia-utils-535-server'", "DOCKER=1", "COMPOSE=1", "PYTHON_URL='https://github.com/astral-sh/python-build-standalone/releases/download/20240713/cpython-3.12.4+20240713-x86_64-unknown-linux-gnu-install_only.tar.gz'"} {
+	for _, want := range []string{"GPU=1", "TOOLKIT=1", "NVIDIA_DRIVER_PACKAGES='nvidia-headless-no-dkms-535-server nvidia-utils-535-server'",
+		"NVIDIA_PRECOMPILED_PACKAGES='linux-modules-nvidia-535-server-{kernel}'", "NVIDIA_DKMS_PACKAGES='nvidia-dkms-535-server linux-headers-{kernel}'", "DOCKER=1", "COMPOSE=1", "PYTHON_URL='https://github.com/astral-sh/python-build-standalone/releases/download/20240713/cpython-3.12.4+20240713-x86_64-unknown-linux-gnu-install_only.tar.gz'"} {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("provision.env lacks %q", want)
 		}
