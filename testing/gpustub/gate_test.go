@@ -135,6 +135,7 @@ func wantIn(t *testing.T, what, got string, wants ...string) {
 // kernel they would act on is this host's. Loading into a real kernel and
 // the real reboot are proven in the VM test.
 func TestGateDecisions(t *testing.T) {
+	t.Parallel()
 	kernel := baseKernel(t)
 	match := needModules(t, kernel, kernel)
 	wrong := needModules(t, kernel, other)
@@ -267,6 +268,7 @@ func TestGateDecisions(t *testing.T) {
 // The reboot decision reaches bainoded as cloud-init's own events do: a
 // webhook post to the endpoint the node's cloud-init config names.
 func TestGateReportsTheReboot(t *testing.T) {
+	t.Parallel()
 	kernel := baseKernel(t)
 	newMods := needModules(t, kernel, other)
 	var mu sync.Mutex

@@ -90,6 +90,7 @@ WantedBy=multi-user.target
 // reboot. That a reboot into a kernel that has the module loads it and
 // passes is shown by TestGateDecisions/new_kernel, not here.
 func TestGateVM(t *testing.T) {
+	t.Parallel()
 	img := qemu.Need(t)
 	accel, err := qemu.Accel(t.Context(), img)
 	if err != nil {
