@@ -10,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/lablup/bainode/builder/inventory"
+	"github.com/lablup/bainode/builder/serve"
 	"github.com/lablup/bainode/overlays"
 )
 
@@ -266,48 +267,65 @@ func TestGateDecisions(t *testing.T) {
 }
 
 // The reboot decision reaches bainoded as cloud-init's own events do: a
-// webhook post to the endpoint the node's cloud-init config names.
+// webhook post to the endpoint the node's cloud-init config names, here a
+// real bainoded server (builder/serve on an in-memory inventory), whose
+// node status then shows it.
 func TestGateReportsTheReboot(t *testing.T) {
 	t.Parallel()
 	kernel := baseKernel(t)
 	newMods := needModules(t, kernel, other)
-	var mu sync.Mutex
-	var events []map[string]any
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		var ev map[string]any
-		if err := json.Unmarshal(b, &ev); err != nil {
-			t.Errorf("posted %q: %v", b, err)
-		}
-		mu.Lock()
-		events = append(events, ev)
-		mu.Unlock()
-		if req.URL.Path != "/report/bai-g01/secret-token" {
-			t.Errorf("posted to %s", req.URL.Path)
-		}
-	}))
+	store := inventory.NewMemory()
+	srv := httptest.NewServer(serve.New(serve.Config{Store: store,
+		Renderer: serve.RendererFunc(func([]byte, inventory.Node, serve.URLs) (serve.Files, error) { return serve.Files{}, nil })}))
 	defer srv.Close()
+	admin, err := inventory.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.PutAdminToken(t.Context(), inventory.HashToken(admin))
+	call := func(method, path, body string) string {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	call("PUT", "/api/v1/site", "site: gpu\n")
+	var node struct{ Token string }
+	if err := json.Unmarshal([]byte(call("PUT", "/api/v1/nodes/bai-g01", `{"macs":["52:54:00:aa:bb:01"],"role":"agent"}`)), &node); err != nil || node.Token == "" {
+		t.Fatalf("node token: %v", err)
+	}
+
 	r := newRoot(t, kernel, other)
 	r.install(other, newMods)
+	// As bainoded's vendor-data puts it (builder/serve vendorData).
 	write(t, filepath.Join(r.dir, "var/lib/cloud/instance/vendor-cloud-config.txt"),
-		"#cloud-config\nreporting:\n  bainode:\n    type: webhook\n    endpoint: \""+srv.URL+"/report/bai-g01/secret-token\"\n", 0o600)
+		"#cloud-config\nreporting:\n  bainode:\n    type: webhook\n    endpoint: \""+srv.URL+"/report/bai-g01/"+node.Token+"\"\n", 0o600)
 	out, code := r.run(kernel, "node")
 	if code != 0 {
 		t.Fatalf("node: exit %d\n%s", code, out)
 	}
-	if strings.Contains(out, "secret-token") {
-		t.Errorf("the webhook URL (a token) was printed:\n%s", out)
+	if strings.Contains(out, node.Token) {
+		t.Errorf("the webhook URL (it holds the node's token) was printed:\n%s", out)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(events) != 1 {
-		t.Fatalf("got %d events, want 1: %v\n%s", len(events), events, out)
+	evs, err := store.Events(t.Context(), "bai-g01", 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ev := events[0]
-	// What bainoded's /report handler requires: a name, start or finish.
-	if ev["name"] != "bainode/gpu-gate" || ev["event_type"] != "finish" || ev["result"] != "WARN" ||
-		!strings.HasPrefix(ev["description"].(string), "rebooting to load the NVIDIA driver") {
-		t.Errorf("event: %v", ev)
+	if len(evs) != 1 {
+		t.Fatalf("bainoded has %d events for the node, want 1: %+v\n%s", len(evs), evs, out)
+	}
+	ev := evs[0]
+	if ev.Stage != "bainode/gpu-gate" || ev.Result != "warn" ||
+		!strings.HasPrefix(ev.Detail, "rebooting to load the NVIDIA driver (kernel "+kernel+" -> "+other+")") {
+		t.Errorf("event: %+v", ev)
 	}
 }
 
