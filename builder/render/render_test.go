@@ -337,3 +337,29 @@ func TestGzipAndSizeWarning(t *testing.T) {
 		t.Errorf("%d bytes gzipped, warnings %q", len(g.UserData), g.Warnings)
 	}
 }
+
+// GPU nodes carry the driver gate and its two units; other nodes do not.
+func TestGPUGateOnlyOnGPUNodes(t *testing.T) {
+	r := renderer(t)
+	s := example(t, "cluster", "")
+	paths := []string{"/usr/local/lib/bainode/bainode-gpu-gate",
+		"/etc/systemd/system/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-reboot.service"}
+	for i, gpu := range map[int]bool{0: false, 1: true} { // bai-m01, bai-a01
+		n := &s.Nodes[i]
+		if n.GPU.Enabled != gpu {
+			t.Fatalf("%s: gpu.enabled is %v in the example; the test wants %v", n.Hostname, n.GPU.Enabled, gpu)
+		}
+		f, err := r.Node(s, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := parseUserData(t, f.UserData)
+		for _, p := range paths {
+			if content, ok := fileContent(t, c, p); ok != gpu {
+				t.Errorf("%s (gpu %v): %s present %v", n.Hostname, gpu, p, ok)
+			} else if ok && p == paths[0] && !strings.Contains(content, "modinfo -b") {
+				t.Errorf("%s: %s is not the gate script", n.Hostname, p)
+			}
+		}
+	}
+}
