@@ -234,8 +234,8 @@ func stepBoot(ctx context.Context, s *State) error {
 		return fmt.Errorf("%w\n%s", errors.Join(waitErr, perr), consoleTail(out, 40))
 	}
 	s.Manifest.Seal = rep
-	s.Manifest.Packages, s.Manifest.Kernels = rep.Packages, rep.Kernels
-	s.Manifest.Seal.Packages, s.Manifest.Seal.Kernels = nil, nil
+	s.Manifest.Packages, s.Manifest.Kernels, s.Manifest.DriverVermagic = rep.Packages, rep.Kernels, rep.DriverVermagic
+	s.Manifest.Seal.Packages, s.Manifest.Seal.Kernels, s.Manifest.Seal.DriverVermagic = nil, nil, nil
 	if rep.CloudInitStatus != "done" || len(rep.Errors) > 0 {
 		tail := rep.CloudInitLogTail
 		if tail == "" {

@@ -147,6 +147,10 @@ type Manifest struct {
 	Packages [][]string `json:"packages"` // name, version, arch (the guest's dpkg list)
 	Seal     SealReport `json:"seal"`
 	Steps    []StepTime `json:"steps"`
+
+	// DriverVermagic is the NVIDIA module's vermagic per installed kernel
+	// (GPU roles), as bainode-gpu-gate read it at seal time.
+	DriverVermagic map[string]string `json:"driver_vermagic,omitempty"`
 }
 
 // StepTime is how long one step took.

@@ -28,6 +28,9 @@ type SealReport struct {
 	Packages         [][]string `json:"packages,omitempty"` // name, version, arch
 	Kernels          []string   `json:"kernels,omitempty"`
 	CloudInitLogTail string     `json:"cloud_init_log_tail,omitempty"`
+
+	// The NVIDIA module's vermagic per installed kernel, "-" for none.
+	DriverVermagic map[string]string `json:"driver_vermagic,omitempty"`
 }
 
 // Markers and frame of bainode-seal's report: the same scheme as the

@@ -78,6 +78,25 @@ type Step struct {
 	Files    []File     `json:"files,omitempty"`
 	Images   []ImageRef `json:"images,omitempty"`
 	Paths    []string   `json:"paths,omitempty"` // files the step writes on the node
+	Driver   *Driver    `json:"driver,omitempty"`
+}
+
+// Driver is how the NVIDIA driver's kernel module reaches the kernel the
+// node runs. Package names may hold KernelWord, which bainode-provision
+// replaces with `uname -r`.
+type Driver struct {
+	// Precompiled are tried first: signed modules built for exactly that
+	// kernel, installed when the archive (or payload) has them.
+	Precompiled []string `json:"precompiled,omitempty"`
+	// DKMS is the fallback: the module built on the node against the
+	// running kernel's headers.
+	DKMS []string `json:"dkms"`
+	// KernelHold matches the installed kernel packages held while the
+	// driver goes in, so no kernel upgrade slips in under it.
+	KernelHold string `json:"kernel_hold,omitempty"`
+	// NoRecommends: the driver is installed without recommended packages
+	// (they bring a headers meta package for the newest kernel).
+	NoRecommends bool `json:"no_recommends"`
 }
 
 // AptRepo is a signed apt repository and what the node installs from it.

@@ -117,6 +117,11 @@ var rules = []rule{
 			if n.GPU.CUDA != "" {
 				st.Packages = append(st.Packages, Fill(t.CUDARuntime, n.GPU.Driver, n.GPU.CUDA)...)
 			}
+			st.Driver = &Driver{
+				Precompiled: Fill(t.NvidiaPrecomp, n.GPU.Driver, n.GPU.CUDA),
+				DKMS:        Fill(t.NvidiaDKMS, n.GPU.Driver, n.GPU.CUDA),
+				KernelHold:  t.KernelHold, NoRecommends: true,
+			}
 		}},
 	{name: "gpu-toolkit", where: Image, field: "gpu.toolkit", when: func(s *spec.Settings) bool { return s.GPU.Enabled && s.GPU.Toolkit },
 		repos: []repoRule{toolkitRepo}},
@@ -156,7 +161,7 @@ func PackageNames() []string {
 	}
 	ts, _ := Targets()
 	for _, t := range ts {
-		for _, l := range [][]string{t.NvidiaDriver, t.CUDARuntime, t.NFS} {
+		for _, l := range [][]string{t.NvidiaDriver, t.NvidiaPrecomp, t.NvidiaDKMS, t.CUDARuntime, t.NFS} {
 			for _, p := range l {
 				if i := strings.IndexByte(p, '{'); i > 0 {
 					p = p[:i] // the fixed prefix of a pattern

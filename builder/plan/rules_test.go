@@ -166,7 +166,7 @@ nodes: [{hostname: n}]
 	}
 
 	g := p.Step("gpu-driver")
-	if g == nil || !slices.Equal(g.Packages, []string{"nvidia-headless-550-server", "nvidia-utils-550-server", "cuda-cudart-12-4"}) {
+	if g == nil || !slices.Equal(g.Packages, []string{"nvidia-headless-no-dkms-550-server", "nvidia-utils-550-server", "cuda-cudart-12-4"}) {
 		t.Errorf("gpu-driver: %+v", g)
 	}
 	tk := p.Step("gpu-toolkit")
@@ -240,7 +240,7 @@ func TestUnknownTarget(t *testing.T) {
 
 func TestPackageNames(t *testing.T) {
 	got := plan.PackageNames()
-	for _, want := range []string{"docker-ce", "containerd.io", "nvidia-container-toolkit", "docker.io", "nvidia-headless-", "nfs-common", "cuda-cudart-"} {
+	for _, want := range []string{"docker-ce", "containerd.io", "nvidia-container-toolkit", "docker.io", "nvidia-headless-no-dkms-", "linux-modules-nvidia-", "nfs-common", "cuda-cudart-"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("PackageNames lacks %q", want)
 		}

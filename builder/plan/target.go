@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ type Target struct {
 	DHCPMatch        string   `yaml:"dhcp_match" json:"-"`
 	DHCPInterface    string   `yaml:"dhcp_interface" json:"-"`
 	NvidiaDriver     []string `yaml:"nvidia_driver" json:"-"`
+	NvidiaPrecomp    []string `yaml:"nvidia_precompiled" json:"-"`
+	NvidiaDKMS       []string `yaml:"nvidia_dkms" json:"-"`
+	KernelHold       string   `yaml:"kernel_hold" json:"-"`
 	NvidiaComponents []string `yaml:"nvidia_components" json:"-"`
 	CUDARepo         string   `yaml:"cuda_repo" json:"-"`
 	CUDARuntime      []string `yaml:"cuda_runtime" json:"-"`
@@ -45,6 +49,14 @@ func LoadTargets(fsys fs.FS) (map[string]Target, error) {
 	for name, t := range m {
 		if len(t.CloudInit) == 0 {
 			return nil, fmt.Errorf("targets.yaml: %s: cloud_init: list the versions the release ships", name)
+		}
+		if len(t.NvidiaDriver) > 0 && len(t.NvidiaDKMS) == 0 {
+			return nil, fmt.Errorf("targets.yaml: %s: nvidia_dkms: the fallback when no precompiled module fits the kernel", name)
+		}
+		if t.KernelHold != "" {
+			if _, err := regexp.Compile(t.KernelHold); err != nil {
+				return nil, fmt.Errorf("targets.yaml: %s: kernel_hold: %w", name, err)
+			}
 		}
 		t.Name = name
 		m[name] = t
@@ -82,6 +94,11 @@ func versionLess(a, b string) bool {
 
 // Targets is the embedded templates/targets.yaml, parsed once.
 var Targets = sync.OnceValues(func() (map[string]Target, error) { return LoadTargets(templates.FS) })
+
+// KernelWord stands, in driver package patterns, for the kernel the node
+// runs (`uname -r`), which only the node knows: Fill leaves it for
+// bainode-provision to fill.
+const KernelWord = "{kernel}"
 
 // Fill replaces {branch} and {cuda} in package name patterns.
 func Fill(pats []string, branch, cuda string) []string {

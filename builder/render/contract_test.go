@@ -24,7 +24,7 @@ func TestScriptsHoldNoPlanLiterals(t *testing.T) {
 	}
 	facts = append(facts, fetch.DockerFingerprint, fetch.NVIDIAFingerprint, plan.CUDAFingerprint,
 		plan.NVIDIAToolkitRepo, plan.UbuntuCloudImages, HostsBegin, HostsEnd)
-	scripts := []string{"provision/bainode-provision", "verify/bainode-verify", "verify/bainode-verify-report"}
+	scripts := []string{"provision/bainode-provision", "provision/bainode-gpu-gate", "verify/bainode-verify", "verify/bainode-verify-report"}
 	for _, name := range scripts {
 		b, err := fs.ReadFile(overlays.FS, name)
 		if err != nil {
@@ -69,5 +69,34 @@ func TestVerifierKeysMatchRender(t *testing.T) {
 	slices.Sort(written)
 	if !slices.Equal(keys, written) {
 		t.Errorf("bainode-verify KEYS %v\n    != verify.env.tmpl keys %v", keys, written)
+	}
+}
+
+// The driver choice plan makes reaches bainode-provision through
+// provision.env: every key is written by the template and read by the
+// script, and the kernel placeholder is plan's.
+func TestDriverChoiceReachesProvision(t *testing.T) {
+	script, err := fs.ReadFile(overlays.FS, "provision/bainode-provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := fs.ReadFile(templates.FS, "cloud-init/provision.env.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"NVIDIA_DRIVER_PACKAGES", "NVIDIA_PRECOMPILED_PACKAGES", "NVIDIA_DKMS_PACKAGES",
+		"NVIDIA_NO_RECOMMENDS", "KERNEL_HOLD", "KERNEL_WORD"} {
+		if !strings.Contains(string(tmpl), "\n"+k+"=") {
+			t.Errorf("provision.env.tmpl does not write %s", k)
+		}
+		if !regexp.MustCompile(`\$\{?` + k + `\b`).Match(script) {
+			t.Errorf("bainode-provision does not read %s", k)
+		}
+	}
+	if strings.Contains(string(script), plan.KernelWord) {
+		t.Errorf("bainode-provision spells %s itself; it must come from KERNEL_WORD", plan.KernelWord)
+	}
+	if !strings.Contains(string(tmpl), "KERNEL_WORD={{sh .KernelWord}}") {
+		t.Error("provision.env.tmpl: KERNEL_WORD is not plan.KernelWord")
 	}
 }

@@ -153,11 +153,16 @@ type staticFile struct {
 
 var always = func(*view) bool { return true }
 
+var gpuOn = func(v *view) bool { return v.S.GPU.Enabled }
+
 var staticFiles = []staticFile{
 	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true},
 	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true},
 	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true},
 	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false},
+	{"provision/bainode-gpu-gate", "/usr/local/lib/bainode/bainode-gpu-gate", "0755", gpuOn, true},
+	{"systemd/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-gate.service", "0644", gpuOn, false},
+	{"systemd/bainode-gpu-reboot.service", "/etc/systemd/system/bainode-gpu-reboot.service", "0644", gpuOn, false},
 	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }, false},
 	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
 }

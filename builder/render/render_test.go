@@ -230,7 +230,8 @@ func TestUserDataCarriesTheGuide(t *testing.T) {
 		t.Errorf("hosts block:\n%s", hosts)
 	}
 	env, _ := fileContent(t, c, "/etc/bainode/provision.env")
-	for _, want := range []string{"GPU=1", "TOOLKIT=1", "NVIDIA_DRIVER_PACKAGES='nvidia-headless-535-server nvidia-utils-535-server'", "DOCKER=1", "COMPOSE=1", "PYTHON_URL='https://github.com/astral-sh/python-build-standalone/releases/download/20240713/cpython-3.12.4+20240713-x86_64-unknown-linux-gnu-install_only.tar.gz'"} {
+	for _, want := range []string{"GPU=1", "TOOLKIT=1", "NVIDIA_DRIVER_PACKAGES='nvidia-headless-no-dkms-535-server nvidia-utils-535-server'",
+		"NVIDIA_PRECOMPILED_PACKAGES='linux-modules-nvidia-535-server-{kernel}'", "NVIDIA_DKMS_PACKAGES='nvidia-dkms-535-server linux-headers-{kernel}'", "DOCKER=1", "COMPOSE=1", "PYTHON_URL='https://github.com/astral-sh/python-build-standalone/releases/download/20240713/cpython-3.12.4+20240713-x86_64-unknown-linux-gnu-install_only.tar.gz'"} {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("provision.env lacks %q", want)
 		}
@@ -334,5 +335,31 @@ func TestGzipAndSizeWarning(t *testing.T) {
 	}
 	if len(g.UserData) > render.UserDataLimit && (len(g.Warnings) != 1 || !strings.Contains(g.Warnings[0], "#include")) {
 		t.Errorf("%d bytes gzipped, warnings %q", len(g.UserData), g.Warnings)
+	}
+}
+
+// GPU nodes carry the driver gate and its two units; other nodes do not.
+func TestGPUGateOnlyOnGPUNodes(t *testing.T) {
+	r := renderer(t)
+	s := example(t, "cluster", "")
+	paths := []string{"/usr/local/lib/bainode/bainode-gpu-gate",
+		"/etc/systemd/system/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-reboot.service"}
+	for i, gpu := range map[int]bool{0: false, 1: true} { // bai-m01, bai-a01
+		n := &s.Nodes[i]
+		if n.GPU.Enabled != gpu {
+			t.Fatalf("%s: gpu.enabled is %v in the example; the test wants %v", n.Hostname, n.GPU.Enabled, gpu)
+		}
+		f, err := r.Node(s, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := parseUserData(t, f.UserData)
+		for _, p := range paths {
+			if content, ok := fileContent(t, c, p); ok != gpu {
+				t.Errorf("%s (gpu %v): %s present %v", n.Hostname, gpu, p, ok)
+			} else if ok && p == paths[0] && !strings.Contains(content, "modinfo -b") {
+				t.Errorf("%s: %s is not the gate script", n.Hostname, p)
+			}
+		}
 	}
 }

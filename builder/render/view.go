@@ -27,6 +27,8 @@ type view struct {
 	Sysctl       [][2]string
 	DockerRepo   string
 	GPUDriver    []string
+	GPUModule    plan.Driver // how the kernel module comes (plan's choice)
+	KernelWord   string
 	CUDAPackages []string
 	Toolkit      bool
 	// From the node's plan: apt requests (name or name=version) per step.
@@ -80,12 +82,14 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 	v.DockerRepo = s.Docker.Repository + "/" + t.DockerPath
 	v.DockerDist = plan.DistDocker
 	v.NVIDIAToolkitRepo = plan.NVIDIAToolkitRepo
+	v.KernelWord = plan.KernelWord
 	pl := plan.ForTarget(n, t, plan.Options{})
 	if st := pl.Step("docker"); st != nil {
 		v.DockerPackages = requests(st.Repos)
 	}
 	if st := pl.Step("gpu-driver"); st != nil {
 		v.GPUDriver = plan.Fill(t.NvidiaDriver, s.GPU.Driver, s.GPU.CUDA)
+		v.GPUModule = *st.Driver
 		if s.GPU.CUDA != "" {
 			v.CUDAPackages = plan.Fill(t.CUDARuntime, s.GPU.Driver, s.GPU.CUDA)
 		}

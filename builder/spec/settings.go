@@ -225,6 +225,9 @@ func (c *settingsCheck) storage() {
 	}
 }
 
+// maxGPUs bounds gpu.count: more than any server holds, so a typo shows.
+const maxGPUs = 64
+
 func (c *settingsCheck) gpu() {
 	g := c.s.GPU
 	if !reDriver.MatchString(g.Driver) {
@@ -235,6 +238,9 @@ func (c *settingsCheck) gpu() {
 	}
 	if g.ToolkitVersion != "" && !reAptPin.MatchString(g.ToolkitVersion) {
 		c.bad("gpu.toolkit_version", "%q is not an apt version", g.ToolkitVersion)
+	}
+	if g.Count < 0 || g.Count > maxGPUs {
+		c.bad("gpu.count", "%d is not a number of GPUs from 0 (at least one) to %d", g.Count, maxGPUs)
 	}
 	if g.Enabled && g.Toolkit && !c.s.Docker.Enabled {
 		c.bad("gpu.toolkit", "needs docker.enabled: the toolkit configures Docker's runtime")

@@ -162,6 +162,7 @@ type GPU struct {
 	CUDA           string `yaml:"cuda"`            // CUDA runtime library version, e.g. "12-2"; "" for none
 	Toolkit        bool   `yaml:"toolkit"`         // nvidia-container-toolkit + nvidia-ctk runtime configure
 	ToolkitVersion string `yaml:"toolkit_version"` // apt version pin
+	Count          int    `yaml:"count"`           // GPUs the node has, for the verifier; 0: at least one
 }
 
 // Images are container images to pre-pull.

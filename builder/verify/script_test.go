@@ -61,7 +61,7 @@ func baseEnv() map[string]string {
 		"HOSTS_ALIASES": "", "HOSTS_BEGIN": render.HostsBegin, "HOSTS_END": render.HostsEnd,
 		"VFROOT_DIRS": "", "VFROOT_NFS": "",
 		"DOCKER": "0", "COMPOSE": "0", "PYTHON_VERSION": "", "PYTHON_HOME": "",
-		"PYTHON_VENVS": "", "GPU": "0", "IMAGES": "",
+		"PYTHON_VENVS": "", "GPU": "0", "GPU_COUNT": "", "IMAGES": "",
 	}
 }
 
@@ -75,7 +75,7 @@ func guideEnv() map[string]string {
 		"HOSTS_BEGIN": render.HostsBegin, "HOSTS_END": render.HostsEnd,
 		"VFROOT_DIRS": "local", "VFROOT_NFS": "data1", "DOCKER": "1", "COMPOSE": "1",
 		"PYTHON_VERSION": "3.12.4", "PYTHON_HOME": "/home/bai/.static-python/versions/3.12.4",
-		"PYTHON_VENVS": "manager agent", "GPU": "0", "IMAGES": "cr.backend.ai/stable/python:3.9-ubuntu20.04",
+		"PYTHON_VENVS": "manager agent", "GPU": "0", "GPU_COUNT": "", "IMAGES": "cr.backend.ai/stable/python:3.9-ubuntu20.04",
 	}
 }
 
@@ -315,7 +315,7 @@ func TestScriptOnThisHost(t *testing.T) {
 		"docker.active", "docker.user_access", "docker.compose",
 		"python.version", "python.modules", "python.venv.manager", "python.venv.agent",
 		"image.cr.backend.ai/stable/python:3.9-ubuntu20.04")
-	r.want(t, StatusSkip, "gpu.nvidia_runtime", "gpu.nvidia_smi")
+	r.want(t, StatusSkip, "gpu.nvidia_runtime", "gpu.module", "gpu.nvidia_smi", "gpu.persistenced", "gpu.container")
 
 	if c := r.get(t, "sysctl.net.ipv4.ip_local_port_range"); !strings.Contains(c.Detail, "quoted") || !strings.Contains(c.Detail, "net.ipv4.ip_local_port_range = 10000 65000") {
 		t.Errorf("quoted sysctl detail: got %q, want the reason and the fix", c.Detail)
@@ -445,6 +445,8 @@ func passFixture(t *testing.T) fixture {
 	env["SHADOW_FILE"] = writeFile(t, filepath.Join(dir, "shadow"),
 		"daemon:*:19000:0:99999:7:::\nroot:$6$saltsalt$Ue3XzJx2sYIwKL9aXc4qQ0:19000:0:99999:7:::\n", 0o640)
 	env["DOCKER"], env["COMPOSE"], env["GPU"], env["IMAGES"] = "1", "1", "1", "ok/image:1 ok/image:1"
+	env["GPU_COUNT"], env["PCI_DEVICES"] = "1", fakeGPUs(t, dir, 1)
+	env["GPU_GATE"] = writeFile(t, filepath.Join(dir, "gate"), "#!/bin/bash\necho \"loaded $(uname -r) nvidia nvidia-uvm\"\n", 0o755)
 	run := filepath.Join(dir, "run")
 	writeFile(t, filepath.Join(run, "result.json"), resultOK, 0o644)
 	writeFile(t, filepath.Join(run, "status.json"), statusOK, 0o644)
@@ -453,11 +455,12 @@ func passFixture(t *testing.T) fixture {
 	env["CLOUD_RUN_DIR"], env["CLOUD_LIB_DIR"] = run, lib
 	path := fakeBin(t, map[string]string{
 		"cloud-init": `[[ $1 == status ]] && { echo "status: done"; exit 0; }; exit 3`,
-		"systemctl":  `[[ "$*" == "is-active docker" ]] && { echo active; exit 0; }; exit 3`,
+		"systemctl":  `[[ "$*" == "is-active docker" || "$*" == "is-active nvidia-persistenced" ]] && { echo active; exit 0; }; exit 3`,
 		"docker": `case "$1 $2" in
 "info --format") case "$3" in *ServerVersion*) echo 27.0.3 ;; *Runtimes*) echo "io.containerd.runc.v2 nvidia runc " ;; esac ;;
 "compose version") echo "Docker Compose version v2.29.1" ;;
 "image inspect") [[ $5 == ok/image:1 ]] || { echo "Error: No such image: $5" >&2; exit 1; }; echo sha256:0123456789abcdef0123456789 ;;
+"run --rm") [[ "$*" == "run --rm --gpus all ok/image:1 nvidia-smi -L" ]] || exit 125; echo "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-0a1b)" ;;
 *) exit 3 ;;
 esac`,
 		"sudo": `case "$*" in
@@ -527,6 +530,8 @@ func TestScriptFailPaths(t *testing.T) {
 	env["VFROOT"], env["VFROOT_DIRS"] = vf, "local absent"
 	env["SHADOW_FILE"] = writeFile(t, filepath.Join(dir, "shadow"), "root:hunter2:19000:0:99999:7:::\n", 0o640)
 	env["DOCKER"], env["COMPOSE"], env["GPU"], env["IMAGES"] = "1", "1", "1", "missing/image:1"
+	env["GPU_COUNT"], env["PCI_DEVICES"] = "2", fakeGPUs(t, dir, 2)
+	env["GPU_GATE"] = writeFile(t, filepath.Join(dir, "gate"), "#!/bin/bash\necho \"failed $(uname -r) the NVIDIA module does not match its kernel\"\n", 0o755)
 	pyhome := filepath.Join(dir, "python")
 	writeFile(t, filepath.Join(pyhome, "bin", "python3"), `#!/bin/bash
 [[ $1 == -V ]] && { echo "Python 3.10.12"; exit 0; }
@@ -563,7 +568,8 @@ esac`,
 		"id":         `[[ $1 == -nG ]] && { echo "root"; exit 0; }; exec /usr/bin/id "$@"`,
 	})
 	r := runScript(t, env, []string{path})
-	r.wantAll(t, StatusFail, map[string]string{"env.file": StatusPass, "user.uid": StatusPass})
+	r.wantAll(t, StatusFail, map[string]string{"env.file": StatusPass, "user.uid": StatusPass,
+		"gpu.container": StatusSkip}) // no image to start: missing/image:1 is not there
 	if r.code != 1 {
 		t.Errorf("exit: got %d, want 1", r.code)
 	}
@@ -585,6 +591,9 @@ esac`,
 		"vfroot.dir.local":             "0:0",
 		"vfroot.dir.absent":            "missing",
 		"gpu.nvidia_runtime":           "runc",
+		"gpu.module":                   "failed",
+		"gpu.nvidia_smi":               "0 GPUs",
+		"gpu.persistenced":             "inactive",
 		"python.version":               "3.10.12",
 		"python.venv.ghost":            "missing",
 	})
@@ -919,4 +928,54 @@ func TestScriptCloudInitDegraded(t *testing.T) {
 	f := passFixture(t)
 	writeFile(t, filepath.Join(f.bin, "cloud-init"), "#!/bin/bash\nprintf 'status: done\\nextended_status: done\\n'\n", 0o755)
 	runScript(t, f.env, f.environ).want(t, StatusPass, "cloudinit.status")
+}
+
+// fakeGPUs is a PCI devices directory with n NVIDIA 3D controllers and a
+// network card, as /sys/bus/pci/devices shows them.
+func fakeGPUs(t *testing.T, dir string, n int) string {
+	t.Helper()
+	pci := filepath.Join(dir, "pci")
+	for i := 0; i < n; i++ {
+		d := filepath.Join(pci, fmt.Sprintf("0000:%02x:00.0", i+1))
+		writeFile(t, filepath.Join(d, "vendor"), "0x10de\n", 0o644)
+		writeFile(t, filepath.Join(d, "class"), "0x030200\n", 0o644)
+	}
+	d := filepath.Join(pci, "0000:00:03.0")
+	writeFile(t, filepath.Join(d, "vendor"), "0x8086\n", 0o644)
+	writeFile(t, filepath.Join(d, "class"), "0x020000\n", 0o644)
+	return pci
+}
+
+// GPU=1 on a machine without an NVIDIA GPU (a VM): the device checks skip
+// and say why; with a reboot pending they skip until that boot; a count
+// the node does not have fails.
+func TestScriptGPUSkipsAndCount(t *testing.T) {
+	needHost(t, "su", "getent", "runuser")
+	f := passFixture(t)
+	dir := t.TempDir()
+	f.env["PCI_DEVICES"] = fakeGPUs(t, dir, 0)
+	f.env["GPU_GATE"] = filepath.Join(dir, "no-gate")
+	r := runScript(t, f.env, f.environ)
+	r.want(t, StatusSkip, "gpu.module", "gpu.nvidia_smi", "gpu.persistenced", "gpu.container")
+	r.want(t, StatusPass, "gpu.nvidia_runtime")
+	if c := r.get(t, "gpu.nvidia_smi"); !strings.Contains(c.Detail, "no NVIDIA GPU on the PCI bus") {
+		t.Errorf("skip reason: got %q", c.Detail)
+	}
+
+	f.env["GPU_GATE"] = writeFile(t, filepath.Join(dir, "gate"), "#!/bin/bash\necho 'reboot 6.1.0-1-amd64 nvidia is built for kernel 6.1.0-2-amd64'\n", 0o755)
+	f.env["PCI_DEVICES"] = fakeGPUs(t, dir, 1)
+	r = runScript(t, f.env, f.environ)
+	r.want(t, StatusSkip, "gpu.module", "gpu.nvidia_smi", "gpu.persistenced", "gpu.container")
+	if c := r.get(t, "gpu.module"); !strings.Contains(c.Detail, "rebooting to load the NVIDIA driver") {
+		t.Errorf("skip reason: got %q", c.Detail)
+	}
+
+	f.env["GPU_GATE"] = writeFile(t, filepath.Join(dir, "gate"), "#!/bin/bash\necho \"loaded $(uname -r) nvidia\"\n", 0o755)
+	f.env["GPU_COUNT"] = "8"
+	r = runScript(t, f.env, f.environ)
+	r.want(t, StatusPass, "gpu.module", "gpu.persistenced")
+	r.want(t, StatusFail, "gpu.nvidia_smi", "gpu.container")
+	if c := r.get(t, "gpu.nvidia_smi"); c.Expected != "8 GPUs" || c.Actual != "1 GPUs" {
+		t.Errorf("gpu.nvidia_smi: got %+v", c)
+	}
 }
