@@ -89,9 +89,10 @@ type Renderer struct {
 	version  string
 	statics  map[string]static // by overlay path, computed once
 
-	mu    sync.Mutex
-	seed  maphash.Seed
-	hosts map[uint64]hostsEntry // hosts block by a hash of its entries
+	mu       sync.Mutex
+	seed     maphash.Seed
+	hosts    map[uint64]hostsEntry // hosts block by a hash of its entries
+	variants map[string]static     // sectioned scripts by overlay path and kept sections
 }
 
 // Options configure a Renderer; zero values use the embedded data.
@@ -133,34 +134,102 @@ func New(o Options) (*Renderer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("overlay %s: %w", f.src, err)
 		}
-		if f.strip && !o.keepComments {
-			b = stripShell(b)
+		secs, err := parseSections("overlays/"+f.src, b)
+		if err != nil {
+			return nil, err
 		}
-		r.statics[f.src] = static{text: string(b), gzB64: gzB64(b)}
+		if len(secs) > 0 && f.env == "" {
+			return nil, fmt.Errorf("overlays/%s has sections but no env file to decide them", f.src)
+		}
+		st := static{raw: b, secs: secs, strip: f.strip && !o.keepComments}
+		if len(secs) == 0 {
+			st = st.final(b)
+		}
+		r.statics[f.src] = st
 	}
+	r.variants = map[string]static{}
 	return r, nil
 }
 
-// static is an overlay file ready for write_files, in both encodings.
-type static struct{ text, gzB64 string }
+// static is an overlay file ready for write_files, in both encodings. A
+// script with sections keeps its raw text and is finished per node.
+type static struct {
+	text, gzB64 string
+	raw         []byte
+	secs        []section
+	strip       bool
+}
+
+func (st static) final(b []byte) static {
+	if st.strip {
+		b = stripShell(b)
+	}
+	st.text, st.gzB64 = string(b), gzB64(b)
+	return st
+}
+
+// forNode is the static with the sections the node's env file turns off
+// cut out; variants are few (one per set of parts), so they are cached.
+func (r *Renderer) forNode(f staticFile, files []writeFile) (static, error) {
+	st := r.statics[f.src]
+	if len(st.secs) == 0 {
+		return st, nil
+	}
+	var env map[string]string
+	for _, w := range files {
+		if w.Path == f.env {
+			env = envValues(w.Content)
+		}
+	}
+	if env == nil {
+		return static{}, fmt.Errorf("overlays/%s: no %s rendered to decide its sections", f.src, f.env)
+	}
+	b, err := cutSections("overlays/"+f.src, st.raw, st.secs, env)
+	if err != nil {
+		return static{}, err
+	}
+	key := f.src + "\x00" + string(b)
+	r.mu.Lock()
+	v, ok := r.variants[key]
+	r.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v = st.final(b)
+	r.mu.Lock()
+	if len(r.variants) >= 64 {
+		clear(r.variants)
+	}
+	r.variants[key] = v
+	r.mu.Unlock()
+	return v, nil
+}
 
 // staticFile is an overlay file installed on nodes as is.
 type staticFile struct {
 	src, dst, mode string
 	when           func(*view) bool
-	strip          bool // a bash script: comments go at render time
+	strip          bool   // a bash script: comments go at render time
+	env            string // the env file whose values decide its sections
 }
 
 var always = func(*view) bool { return true }
 
 var staticFiles = []staticFile{
-	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true},
-	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true},
-	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true},
-	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false},
-	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }, false},
-	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
+	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true, provisionEnv},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true, verifyEnv},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true, ""},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false, ""},
+	// apt keys are for the online repositories; a payload's repository is
+	// the only source offline.
+	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled && v.S.Artifacts != spec.ArtifactsPayload }, false, ""},
+	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit && v.S.Artifacts != spec.ArtifactsPayload }, false, ""},
 }
+
+const (
+	provisionEnv = "/etc/bainode/provision.env"
+	verifyEnv    = "/etc/bainode/verify.env"
+)
 
 // Node renders one node of a validated site.
 func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
@@ -192,8 +261,8 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 		{v.S.Sysctl.Enabled, "/etc/sysctl.d/99-backendai.conf", "0644", "sysctl.conf.tmpl"},
 		{v.HostsOn, "/etc/bainode/hosts.block", "0644", "hosts.block.tmpl"},
 		{len(v.S.Storage.NFS) > 0, "/etc/bainode/fstab", "0644", "fstab.tmpl"},
-		{true, "/etc/bainode/provision.env", "0644", "provision.env.tmpl"},
-		{true, "/etc/bainode/verify.env", "0644", "verify.env.tmpl"},
+		{true, provisionEnv, "0644", "provision.env.tmpl"},
+		{true, verifyEnv, "0644", "verify.env.tmpl"},
 	}
 	for _, s := range steps {
 		if s.on {
@@ -225,7 +294,10 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	for _, s := range staticFiles {
 		if s.when(v) {
-			st := r.statics[s.src]
+			st, err := r.forNode(s, v.Files)
+			if err != nil {
+				return Files{}, err
+			}
 			if site.Seed.Gzip {
 				// gzip over the whole text beats gzip per file plus base64,
 				// which gzip cannot shrink again.

@@ -99,7 +99,8 @@ func TestSizeWarning(t *testing.T) {
 }
 
 // Every file shipped as is reaches the node as the overlay file, scripts
-// with comments stripped, in both layouts.
+// with comments and the sections their env file turns off stripped, in
+// both layouts.
 func TestStaticFilesRoundTrip(t *testing.T) {
 	r, err := New(Options{})
 	if err != nil {
@@ -150,6 +151,15 @@ func TestStaticFilesRoundTrip(t *testing.T) {
 		}
 		for _, sf := range staticFiles {
 			want, _ := fs.ReadFile(overlays.FS, sf.src)
+			if sf.env != "" {
+				secs, err := parseSections(sf.src, want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want, err = cutSections(sf.src, want, secs, envValues(got[sf.env])); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if sf.strip {
 				want = stripShell(want)
 			}
