@@ -57,6 +57,11 @@ type Files struct {
 	Secret bool
 	// Warnings are things the operator should know, such as size limits.
 	Warnings []string
+	// Gzipped is true when UserData is gzipped (seed.gzip). GzipSize is the
+	// size UserData would have with seed.gzip, when it is not gzipped and
+	// over the EC2 limit (else 0): the number a size error can promise.
+	Gzipped  bool
+	GzipSize int
 }
 
 // FS returns the files as a flat fs.FS, ready for seed.WriteISO.
@@ -325,29 +330,32 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	f.VendorData = []byte{}
 	f.Secret = f.Secret || v.Op.PasswordHash != "" || len(v.Op.SSHAuthorizedKeys) > 0
-	if site.Seed.Gzip {
+	f.Gzipped = site.Seed.Gzip
+	if f.Gzipped {
 		f.UserData = gz(f.UserData)
+	} else if len(f.UserData) > UserDataLimit {
+		// seed.gzip writes files as text, which gzips differently.
+		z := *site
+		z.Seed.Gzip = true
+		g, err := r.Node(&z, n)
+		if err != nil {
+			return Files{}, err
+		}
+		f.GzipSize = len(g.UserData)
 	}
-	if w := sizeWarning(n.Hostname, f.UserData, site.Seed.Gzip); w != "" {
+	if w := SizeWarning(n.Hostname, f); w != "" {
 		f.Warnings = append(f.Warnings, w)
 	}
 	return f, nil
 }
 
-// sizeWarning names only a remedy that works: seed.gzip when gzipped
-// user-data fits (estimated from this one; the raw-text layout seed.gzip
-// writes gzips a little smaller still), else an #include.
-func sizeWarning(host string, ud []byte, gzipped bool) string {
-	if len(ud) <= UserDataLimit {
-		return ""
+// SizeWarning is EC2's Fit as a warning: render does not know where
+// user-data goes (`--cloud ec2` makes it an error).
+func SizeWarning(host string, f Files) string {
+	if err := Clouds["ec2"].Fit(host, f); err != nil {
+		return err.Error()
 	}
-	z := len(ud)
-	if !gzipped {
-		if z = len(gz(ud)); z <= UserDataLimit {
-			return fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; seed.gzip: true brings it to about %d bytes", host, len(ud), z)
-		}
-	}
-	return fmt.Sprintf("%s: user-data is %d bytes even gzipped, over the 16 KiB AWS EC2 limit; for EC2, serve it from a private URL and give the instance a two-line user-data: '#include' and that URL", host, z)
+	return ""
 }
 
 // hostsBlock renders the /etc/hosts block once per distinct list of
