@@ -51,6 +51,7 @@ type Node struct {
 	IP        string   `yaml:"ip"` // 10.20.30.10 or 10.20.30.10/24 (default /24)
 	Gateway   string   `yaml:"gateway"`
 	DNS       []string `yaml:"dns"`
+	DNSSearch []string `yaml:"dns_search"` // search domains, with ip
 	Interface string   `yaml:"interface"` // default: matched by MAC, else the first e* NIC
 	Target    string   `yaml:"target"`
 	Settings  `yaml:",inline"`
