@@ -52,7 +52,7 @@ type Node struct {
 	Gateway   string   `yaml:"gateway"`
 	DNS       []string `yaml:"dns"`
 	DNSSearch []string `yaml:"dns_search"` // search domains, with ip
-	Interface string   `yaml:"interface"` // default: matched by MAC, else the first e* NIC
+	Interface string   `yaml:"interface"`  // default: matched by MAC, else the first e* NIC
 	Target    string   `yaml:"target"`
 	Settings  `yaml:",inline"`
 }
