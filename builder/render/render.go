@@ -286,11 +286,14 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	if regs := v.S.Images.Registries; len(regs) > 0 {
 		var b strings.Builder
 		for i, ra := range regs {
-			// Not word() itself: its error would quote the token.
-			for _, f := range []string{ra.Registry, ra.Username, ra.Token} {
-				if _, err := word(f); err != nil {
-					return Files{}, fmt.Errorf("%s: images.registries[%d]: a registry, user name or token is empty or holds a space, '#' or a control character", n.Hostname, i)
-				}
+			// The script reads each line with `read -r reg user token`: the
+			// token is the rest of the line, so only blanks and control
+			// characters could split it ('#' and non-ASCII are fine, as
+			// validation allows). Its error never quotes it.
+			_, e1 := word(ra.Registry)
+			_, e2 := word(ra.Username)
+			if e1 != nil || e2 != nil || ra.Token == "" || strings.ContainsFunc(ra.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				return Files{}, fmt.Errorf("images.registries[%d]: a registry, user name or token is empty or holds a blank or a control character", i)
 			}
 			fmt.Fprintf(&b, "%s %s %s\n", ra.Registry, ra.Username, ra.Token)
 		}
