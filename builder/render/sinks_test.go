@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lablup/bainode/builder/internal/testenv"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/spec"
-	"github.com/lablup/bainode/builder/internal/testenv"
 )
 
 // Every registry token validation accepts renders, and the provisioning
