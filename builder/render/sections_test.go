@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lablup/bainode/builder/internal/testenv"
 	"github.com/lablup/bainode/overlays"
 	"github.com/lablup/bainode/templates"
 )
@@ -63,6 +64,7 @@ func TestCutSections(t *testing.T) {
 // Each section of a script names a key its env file carries, and every
 // way of turning sections on and off leaves a script bash can parse.
 func TestScriptSectionsContract(t *testing.T) {
+	sc := testenv.Need(t, "shellcheck")
 	keyLine := regexp.MustCompile(`^([A-Z_][A-Z0-9_]*)=`)
 	for _, sf := range staticFiles {
 		src, err := fs.ReadFile(overlays.FS, sf.src)
@@ -128,6 +130,13 @@ func TestScriptSectionsContract(t *testing.T) {
 			}
 			if mask == 0 && len(b) >= len(src) {
 				t.Errorf("%s: all sections off cuts nothing", sf.src)
+			}
+			// With everything cut, a part's locals go unused (SC2034);
+			// anything else shellcheck finds is a real problem.
+			if mask == 0 {
+				if out, err := exec.Command(sc, "-x", "-e", "SC2034", p).CombinedOutput(); err != nil {
+					t.Errorf("%s with every section off: shellcheck: %v\n%s", sf.src, err, out)
+				}
 			}
 		}
 	}
