@@ -159,33 +159,67 @@ func Sweep(dir string) {
 	}
 }
 
-// Write writes data to path with mode: the temp file is created with mode
-// inside a 0700 scratch directory, then renamed into place.
-func Write(path string, data []byte, mode os.FileMode) error {
+// File is a file being written for path; nothing appears at path until
+// Commit. Write to it as to any *os.File (go-diskfs writes file systems
+// into one).
+type File struct {
+	*os.File
+	s    *Scratch
+	name string
+	path string
+}
+
+// Create starts writing path with mode: the temp file is created with mode
+// inside a 0700 scratch directory beside path, and widened past the umask
+// before its first byte. Commit renames it into place; Abort drops it.
+func Create(path string, mode os.FileMode) (*File, error) {
 	s, err := NewScratch(filepath.Dir(path))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.Close()
 	// Named like the target, so a watcher can tell what it holds.
 	name := filepath.Base(path)
-	tmp := filepath.Join(s.Dir, name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := os.OpenFile(filepath.Join(s.Dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return err
+		s.Close()
+		return nil, err
 	}
 	// Under a strict umask (bainode seed sets 077) a public file is widened
 	// to its mode here, before its first byte.
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
+		s.Close()
+		return nil, err
+	}
+	return &File{File: f, s: s, name: name, path: path}, nil
+}
+
+// Commit closes the file and renames it to its path. The caller calls Sync
+// first when the content must survive a crash.
+func (f *File) Commit() error {
+	defer f.s.Close()
+	if err := f.File.Close(); err != nil {
+		return err
+	}
+	return f.s.Commit(f.name, f.path)
+}
+
+// Abort closes and removes the file; after Commit it does nothing.
+func (f *File) Abort() {
+	f.File.Close()
+	f.s.Close()
+}
+
+// Write writes data to path with mode: the temp file is created with mode
+// inside a 0700 scratch directory, then renamed into place.
+func Write(path string, data []byte, mode os.FileMode) error {
+	f, err := Create(path, mode)
+	if err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		f.Abort()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return s.Commit(name, path)
+	return f.Commit()
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteMode(t *testing.T) {
@@ -53,5 +55,47 @@ func TestSweep(t *testing.T) {
 	RemoveAll()
 	if _, err := NewScratch(dir); err != ErrStopping {
 		t.Errorf("NewScratch after RemoveAll: %v, want ErrStopping", err)
+	}
+}
+
+// A file being written has its final mode from its first byte, even under
+// umask 077, and nothing is at the path until Commit; Abort leaves nothing.
+func TestCreate(t *testing.T) {
+	// TestSweep's RemoveAll stops this process's writes; start again.
+	active.Lock()
+	active.closed = false
+	active.Unlock()
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "payload.img")
+	f, err := Create(p, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode().Perm() != 0o644 || fi.Size() != 0 {
+		t.Errorf("temp file before its first byte: %v %v, want 0644 and empty", fi.Mode(), err)
+	}
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("the path exists before Commit: %v", err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "data" {
+		t.Errorf("after Commit: %q %v", b, err)
+	}
+	g, err := Create(filepath.Join(dir, "other"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Write([]byte("half"))
+	g.Abort()
+	g.Abort() // twice is fine
+	if des, _ := os.ReadDir(dir); len(des) != 1 || des[0].Name() != "payload.img" {
+		t.Errorf("after Abort the directory holds %v", des)
 	}
 }

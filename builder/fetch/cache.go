@@ -173,8 +173,15 @@ func (c *Cache) verifyBlob(sum string, size int64, quick bool) (hashed bool, err
 // put moves a verified file into the cache as the blob of sum and indexes
 // the artifact. The rename is the commit point.
 func (c *Cache) put(file string, a Artifact) error {
-	if err := os.Chmod(file, 0o444); err != nil {
+	// Files from blobTemp are 0444 from their first byte; a partial
+	// download is made read-only only now, as it had to stay writable to
+	// resume. Either way it is not a blob until the rename.
+	if fi, err := os.Stat(file); err != nil {
 		return err
+	} else if fi.Mode().Perm() != 0o444 {
+		if err := os.Chmod(file, 0o444); err != nil {
+			return err
+		}
 	}
 	dst := c.BlobPath(a.SHA256)
 	if err := os.Rename(file, dst); err != nil {
@@ -188,6 +195,21 @@ func (c *Cache) put(file string, a Artifact) error {
 		return err
 	}
 	return c.index(a)
+}
+
+// blobTemp creates a temp file in partial/ with a blob's mode, 0444, before
+// its first byte (the descriptor stays writable).
+func (c *Cache) blobTemp(pattern string) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Join(c.root, "partial"), pattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o444); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }
 
 // remove drops a blob and its state record (a corrupt blob must not linger).
@@ -210,7 +232,7 @@ func (c *Cache) Import(file string, a Artifact) (Artifact, error) {
 		return a, err
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(filepath.Join(c.root, "partial"), "import-*")
+	tmp, err := c.blobTemp("import-*")
 	if err != nil {
 		return a, err
 	}

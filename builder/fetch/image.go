@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -165,7 +164,7 @@ func PullImage(ctx context.Context, c *Cache, ref, platform string, auth authn.K
 		return a, fmt.Errorf("image %s: is %s/%s, not %s", ref, cf.OS, cf.Architecture, platform)
 	}
 	note("pulling %s (%s) from %s", ref, a.Version, src.Context().RegistryStr())
-	tmp, err := os.CreateTemp(filepath.Join(c.root, "partial"), "image-*")
+	tmp, err := c.blobTemp("image-*")
 	if err != nil {
 		return a, fmt.Errorf("image %s: %w", ref, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/lablup/bainode/builder/atomicfile"
 )
 
 // Artifact is one file to fetch. URL is where it comes from (before mirror
@@ -222,31 +224,24 @@ func (l *Lock) WriteFile(file string) error {
 	return writeFileAtomic(file, b, 0o644)
 }
 
-// writeFileAtomic writes data to a temporary file in dir(file) and renames it
-// over file, so readers see the old or the new content, never a mix.
+// writeFileAtomic writes data to file through a temp file created with
+// perm and synced before the rename, so readers see the old or the new
+// content, never a mix, and a crash leaves one of them.
 func writeFileAtomic(file string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(file)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
+	f, err := atomicfile.Create(file, perm)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := f.Sync(); err != nil {
+		f.Abort()
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return f.Commit()
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,7 +26,8 @@ import (
 // member answers every route.
 type Client struct {
 	// BaseURL is the server, e.g. http://10.0.0.1:8080 (a trailing slash
-	// and a missing "http://" are tolerated).
+	// and a missing "http://" are tolerated), or unix:PATH for an admin
+	// API on a unix socket (bainoded --admin-listen unix:PATH).
 	BaseURL string
 	// Token is the admin token, sent as "Authorization: Bearer".
 	Token string
@@ -142,6 +144,13 @@ func (c *Client) Base() (string, error) {
 	if raw == "" {
 		return "", errors.New("no server URL")
 	}
+	if p, ok := c.socket(); ok {
+		if p == "" {
+			return "", errors.New("server unix: needs a socket path (unix:/run/bainoded/admin.sock)")
+		}
+		// Requests go to the socket; the host only fills the URL.
+		return "http://bainoded", nil
+	}
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
@@ -161,11 +170,26 @@ func (c *Client) Base() (string, error) {
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }
 
+// socket returns PATH when BaseURL is unix:PATH.
+func (c *Client) socket() (string, bool) {
+	return strings.CutPrefix(strings.TrimSpace(c.BaseURL), "unix:")
+}
+
 func (c *Client) httpClient() *http.Client {
-	if c.HTTP != nil {
-		return c.HTTP
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
 	}
-	return defaultHTTP
+	if p, ok := c.socket(); ok {
+		// A copy of the client whose every connection is to the socket.
+		u := *hc
+		u.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p)
+		}}
+		return &u
+	}
+	return hc
 }
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}

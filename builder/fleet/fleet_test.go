@@ -224,3 +224,13 @@ func TestClientTokens(t *testing.T) {
 		t.Errorf("second revoke: %v", err)
 	}
 }
+
+func TestBaseUnix(t *testing.T) {
+	c := &fleet.Client{BaseURL: "unix:/run/bainoded/admin.sock"}
+	if b, err := c.Base(); err != nil || b != "http://bainoded" {
+		t.Errorf("Base: %q %v", b, err)
+	}
+	if _, err := (&fleet.Client{BaseURL: "unix:"}).Base(); err == nil || !strings.Contains(err.Error(), "needs a socket path") {
+		t.Errorf("unix: without a path: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 
+	"github.com/lablup/bainode/builder/atomicfile"
 	"github.com/lablup/bainode/builder/fetch"
 	install "github.com/lablup/bainode/builder/plan"
 )
@@ -193,22 +194,21 @@ func Build(ctx context.Context, path string, c *fetch.Cache, items []Item, o Opt
 		return err
 	}
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	// Created 0644 in a scratch directory, renamed into place when whole.
+	tmp, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			tmp.Abort()
 		}
 	}()
 	size := imageSize(plan)
 	if err := tmp.Truncate(size); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	fsys, err := ext4.Create(file.New(tmp, false), size, 0, 512, &ext4.Params{
+	fsys, err := ext4.Create(file.New(tmp.File, false), size, 0, 512, &ext4.Params{
 		VolumeName:      o.Label,
 		SectorsPerBlock: blockSize / 512,
 		InodeCount:      inodeCount(plan),
@@ -228,13 +228,7 @@ func Build(ctx context.Context, path string, c *fetch.Cache, items []Item, o Opt
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("payload: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("payload: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	return nil

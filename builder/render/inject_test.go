@@ -81,7 +81,7 @@ nodes: [{hostname: n1, interface: ens3}]
 			`      \x20 \"k\\u2028\": \"v\x85\\u0000\"\n\`, ""},
 		{"registry token with a space",
 			func(_ *spec.Site, c *spec.Settings, _ *spec.Node) { c.Images.Registries[0].Token = "a b" },
-			"", "n1: images.registries[0]: a registry, user name or token is empty or holds a space, '#' or a control character"},
+			"", "images.registries[0]: a registry, user name or token is empty or holds a blank or a control character"},
 		{"NFS options with NEL",
 			func(_ *spec.Site, c *spec.Settings, _ *spec.Node) { c.Storage.NFS[0].Options = "rw\u0085x" },
 			"", `n1: fstab: "rw\u0085x" cannot be a field of a whitespace-separated file (byte 0xc2)`},

@@ -57,6 +57,11 @@ type Files struct {
 	Secret bool
 	// Warnings are things the operator should know, such as size limits.
 	Warnings []string
+	// Gzipped is true when UserData is gzipped (seed.gzip). GzipSize is the
+	// size UserData would have with seed.gzip, when it is not gzipped and
+	// over the EC2 limit (else 0): the number a size error can promise.
+	Gzipped  bool
+	GzipSize int
 }
 
 // FS returns the files as a flat fs.FS, ready for seed.WriteISO.
@@ -89,9 +94,10 @@ type Renderer struct {
 	version  string
 	statics  map[string]static // by overlay path, computed once
 
-	mu    sync.Mutex
-	seed  maphash.Seed
-	hosts map[uint64]hostsEntry // hosts block by a hash of its entries
+	mu       sync.Mutex
+	seed     maphash.Seed
+	hosts    map[uint64]hostsEntry // hosts block by a hash of its entries
+	variants map[string]static     // sectioned scripts by overlay path and kept sections
 }
 
 // Options configure a Renderer; zero values use the embedded data.
@@ -133,22 +139,83 @@ func New(o Options) (*Renderer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("overlay %s: %w", f.src, err)
 		}
-		if f.strip && !o.keepComments {
-			b = stripShell(b)
+		secs, err := parseSections("overlays/"+f.src, b)
+		if err != nil {
+			return nil, err
 		}
-		r.statics[f.src] = static{text: string(b), gzB64: gzB64(b)}
+		if len(secs) > 0 && f.env == "" {
+			return nil, fmt.Errorf("overlays/%s has sections but no env file to decide them", f.src)
+		}
+		st := static{raw: b, secs: secs, strip: f.strip && !o.keepComments}
+		if len(secs) == 0 {
+			st = st.final(b)
+		}
+		r.statics[f.src] = st
 	}
+	r.variants = map[string]static{}
 	return r, nil
 }
 
-// static is an overlay file ready for write_files, in both encodings.
-type static struct{ text, gzB64 string }
+// static is an overlay file ready for write_files, in both encodings. A
+// script with sections keeps its raw text and is finished per node.
+type static struct {
+	text, gzB64 string
+	raw         []byte
+	secs        []section
+	strip       bool
+}
+
+func (st static) final(b []byte) static {
+	if st.strip {
+		b = stripShell(b)
+	}
+	st.text, st.gzB64 = string(b), gzB64(b)
+	return st
+}
+
+// forNode is the static with the sections the node's env file turns off
+// cut out; variants are few (one per set of parts), so they are cached.
+func (r *Renderer) forNode(f staticFile, files []writeFile) (static, error) {
+	st := r.statics[f.src]
+	if len(st.secs) == 0 {
+		return st, nil
+	}
+	var env map[string]string
+	for _, w := range files {
+		if w.Path == f.env {
+			env = envValues(w.Content)
+		}
+	}
+	if env == nil {
+		return static{}, fmt.Errorf("overlays/%s: no %s rendered to decide its sections", f.src, f.env)
+	}
+	b, err := cutSections("overlays/"+f.src, st.raw, st.secs, env)
+	if err != nil {
+		return static{}, err
+	}
+	key := f.src + "\x00" + string(b)
+	r.mu.Lock()
+	v, ok := r.variants[key]
+	r.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v = st.final(b)
+	r.mu.Lock()
+	if len(r.variants) >= 64 {
+		clear(r.variants)
+	}
+	r.variants[key] = v
+	r.mu.Unlock()
+	return v, nil
+}
 
 // staticFile is an overlay file installed on nodes as is.
 type staticFile struct {
 	src, dst, mode string
 	when           func(*view) bool
-	strip          bool // a bash script: comments go at render time
+	strip          bool   // a bash script: comments go at render time
+	env            string // the env file whose values decide its sections
 }
 
 var always = func(*view) bool { return true }
@@ -156,16 +223,23 @@ var always = func(*view) bool { return true }
 var gpuOn = func(v *view) bool { return v.S.GPU.Enabled }
 
 var staticFiles = []staticFile{
-	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true},
-	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true},
-	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true},
-	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false},
-	{"provision/bainode-gpu-gate", "/usr/local/lib/bainode/bainode-gpu-gate", "0755", gpuOn, true},
-	{"systemd/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-gate.service", "0644", gpuOn, false},
-	{"systemd/bainode-gpu-reboot.service", "/etc/systemd/system/bainode-gpu-reboot.service", "0644", gpuOn, false},
-	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled }, false},
-	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit }, false},
+	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true, provisionEnv},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true, verifyEnv},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true, ""},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false, ""},
+	{"provision/bainode-gpu-gate", "/usr/local/lib/bainode/bainode-gpu-gate", "0755", gpuOn, true, ""},
+	{"systemd/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-gate.service", "0644", gpuOn, false, ""},
+	{"systemd/bainode-gpu-reboot.service", "/etc/systemd/system/bainode-gpu-reboot.service", "0644", gpuOn, false, ""},
+	// apt keys are for the online repositories; a payload's repository is
+	// the only source offline.
+	{"keys/docker.asc", "/etc/apt/keyrings/docker.asc", "0644", func(v *view) bool { return v.S.Docker.Enabled && v.S.Artifacts != spec.ArtifactsPayload }, false, ""},
+	{"keys/nvidia-container-toolkit.asc", "/etc/apt/keyrings/nvidia-container-toolkit.asc", "0644", func(v *view) bool { return v.Toolkit && v.S.Artifacts != spec.ArtifactsPayload }, false, ""},
 }
+
+const (
+	provisionEnv = "/etc/bainode/provision.env"
+	verifyEnv    = "/etc/bainode/verify.env"
+)
 
 // VerifyEnv is the verifier's expectations for n: the verify.env that Node
 // writes on it, for bainode verify on a host set up without it.
@@ -208,8 +282,8 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 		{v.S.Sysctl.Enabled, "/etc/sysctl.d/99-backendai.conf", "0644", "sysctl.conf.tmpl"},
 		{v.HostsOn, "/etc/bainode/hosts.block", "0644", "hosts.block.tmpl"},
 		{len(v.S.Storage.NFS) > 0, "/etc/bainode/fstab", "0644", "fstab.tmpl"},
-		{true, "/etc/bainode/provision.env", "0644", "provision.env.tmpl"},
-		{true, "/etc/bainode/verify.env", "0644", "verify.env.tmpl"},
+		{true, provisionEnv, "0644", "provision.env.tmpl"},
+		{true, verifyEnv, "0644", "verify.env.tmpl"},
 	}
 	for _, s := range steps {
 		if s.on {
@@ -228,11 +302,14 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	if regs := v.S.Images.Registries; len(regs) > 0 {
 		var b strings.Builder
 		for i, ra := range regs {
-			// Not word() itself: its error would quote the token.
-			for _, f := range []string{ra.Registry, ra.Username, ra.Token} {
-				if _, err := word(f); err != nil {
-					return Files{}, fmt.Errorf("%s: images.registries[%d]: a registry, user name or token is empty or holds a space, '#' or a control character", n.Hostname, i)
-				}
+			// The script reads each line with `read -r reg user token`: the
+			// token is the rest of the line, so only blanks and control
+			// characters could split it ('#' and non-ASCII are fine, as
+			// validation allows). Its error never quotes it.
+			_, e1 := word(ra.Registry)
+			_, e2 := word(ra.Username)
+			if e1 != nil || e2 != nil || ra.Token == "" || strings.ContainsFunc(ra.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				return Files{}, fmt.Errorf("images.registries[%d]: a registry, user name or token is empty or holds a blank or a control character", i)
 			}
 			fmt.Fprintf(&b, "%s %s %s\n", ra.Registry, ra.Username, ra.Token)
 		}
@@ -241,7 +318,10 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	for _, s := range staticFiles {
 		if s.when(v) {
-			st := r.statics[s.src]
+			st, err := r.forNode(s, v.Files)
+			if err != nil {
+				return Files{}, err
+			}
 			if site.Seed.Gzip {
 				// gzip over the whole text beats gzip per file plus base64,
 				// which gzip cannot shrink again.
@@ -269,29 +349,32 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	}
 	f.VendorData = []byte{}
 	f.Secret = f.Secret || v.Op.PasswordHash != "" || len(v.Op.SSHAuthorizedKeys) > 0
-	if site.Seed.Gzip {
+	f.Gzipped = site.Seed.Gzip
+	if f.Gzipped {
 		f.UserData = gz(f.UserData)
+	} else if len(f.UserData) > UserDataLimit {
+		// seed.gzip writes files as text, which gzips differently.
+		z := *site
+		z.Seed.Gzip = true
+		g, err := r.Node(&z, n)
+		if err != nil {
+			return Files{}, err
+		}
+		f.GzipSize = len(g.UserData)
 	}
-	if w := sizeWarning(n.Hostname, f.UserData, site.Seed.Gzip); w != "" {
+	if w := SizeWarning(n.Hostname, f); w != "" {
 		f.Warnings = append(f.Warnings, w)
 	}
 	return f, nil
 }
 
-// sizeWarning names only a remedy that works: seed.gzip when gzipped
-// user-data fits (estimated from this one; the raw-text layout seed.gzip
-// writes gzips a little smaller still), else an #include.
-func sizeWarning(host string, ud []byte, gzipped bool) string {
-	if len(ud) <= UserDataLimit {
-		return ""
+// SizeWarning is EC2's Fit as a warning: render does not know where
+// user-data goes (`--cloud ec2` makes it an error).
+func SizeWarning(host string, f Files) string {
+	if err := Clouds["ec2"].Fit(host, f); err != nil {
+		return err.Error()
 	}
-	z := len(ud)
-	if !gzipped {
-		if z = len(gz(ud)); z <= UserDataLimit {
-			return fmt.Sprintf("%s: user-data is %d bytes, over the 16 KiB AWS EC2 limit; seed.gzip: true brings it to about %d bytes", host, len(ud), z)
-		}
-	}
-	return fmt.Sprintf("%s: user-data is %d bytes even gzipped, over the 16 KiB AWS EC2 limit; for EC2, serve it from a private URL and give the instance a two-line user-data: '#include' and that URL", host, z)
+	return ""
 }
 
 // hostsBlock renders the /etc/hosts block once per distinct list of

@@ -85,21 +85,25 @@ func firstLineDiff(a, b string) string {
 
 func TestSizeWarning(t *testing.T) {
 	text := []byte(strings.Repeat("write_files: []\n", 2000))
-	if got, want := sizeWarning("n1", text, false), fmt.Sprintf("n1: user-data is 32000 bytes, over the 16 KiB AWS EC2 limit; seed.gzip: true brings it to about %d bytes", len(gz(text))); got != want {
+	if got, want := SizeWarning("n1", Files{UserData: text, GzipSize: 900}), "n1: user-data is 32,000 bytes (900 with seed.gzip), over the 16,384 bytes AWS EC2 takes; set seed.gzip: true in the site file (every cloud-init unpacks gzipped user-data)"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	noise := make([]byte, 20000)
 	rand.New(rand.NewSource(1)).Read(noise)
-	if got, want := sizeWarning("n1", noise, true), "n1: user-data is 20000 bytes even gzipped, over the 16 KiB AWS EC2 limit; for EC2, serve it from a private URL and give the instance a two-line user-data: '#include' and that URL"; got != want {
+	if got, want := SizeWarning("n1", Files{UserData: noise, Gzipped: true}), "n1: user-data is 20,000 bytes gzipped, over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got := sizeWarning("n1", text[:UserDataLimit], false); got != "" {
+	if got, want := SizeWarning("n1", Files{UserData: text, GzipSize: 20000}), "n1: user-data is 32,000 bytes (20,000 with seed.gzip), over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := SizeWarning("n1", Files{UserData: text[:UserDataLimit]}); got != "" {
 		t.Errorf("at the limit: %s", got)
 	}
 }
 
 // Every file shipped as is reaches the node as the overlay file, scripts
-// with comments stripped, in both layouts.
+// with comments and the sections their env file turns off stripped, in
+// both layouts.
 func TestStaticFilesRoundTrip(t *testing.T) {
 	r, err := New(Options{})
 	if err != nil {
@@ -150,6 +154,15 @@ func TestStaticFilesRoundTrip(t *testing.T) {
 		}
 		for _, sf := range staticFiles {
 			want, _ := fs.ReadFile(overlays.FS, sf.src)
+			if sf.env != "" {
+				secs, err := parseSections(sf.src, want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want, err = cutSections(sf.src, want, secs, envValues(got[sf.env])); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if sf.strip {
 				want = stripShell(want)
 			}

@@ -48,7 +48,7 @@ type view struct {
 
 type netView struct {
 	ID, MAC, Glob, Address, Gateway string
-	DNS                             []string
+	DNS, DNSSearch                  []string
 }
 
 func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
@@ -108,7 +108,7 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 		v.Python.URL = fmt.Sprintf("%s/%s/%s", p.Mirror, p.Release, v.Python.Asset)
 		v.Python.SumsURL = fmt.Sprintf("%s/%s/SHA256SUMS", p.Mirror, p.Release)
 	}
-	v.Net = netView{ID: "primary", MAC: n.MAC, DNS: n.DNS, Gateway: n.Gateway}
+	v.Net = netView{ID: "primary", MAC: n.MAC, DNS: n.DNS, DNSSearch: n.DNSSearch, Gateway: n.Gateway}
 	switch {
 	case n.Interface != "":
 		v.Net.ID = n.Interface

@@ -288,6 +288,11 @@ func (c *settingsCheck) url(field, s string) {
 		c.bad(field, "%q has a character a URL cannot hold unescaped (a blank, a quote, or non-ASCII); escape it with %%XX", short(s))
 	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
 		c.bad(field, "%q is not an http(s) URL", short(s))
+	case strings.ContainsAny(s, "?#"):
+		// Paths are appended to it, and in an apt sources line '#' starts
+		// a comment.
+		// Not quoted: a query may carry a token.
+		c.bad(field, "has a query or fragment ('?' or '#'); it is a base URL that bainode appends paths to (and in an apt sources line '#' starts a comment)")
 	}
 }
 

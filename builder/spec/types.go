@@ -51,7 +51,8 @@ type Node struct {
 	IP        string   `yaml:"ip"` // 10.20.30.10 or 10.20.30.10/24 (default /24)
 	Gateway   string   `yaml:"gateway"`
 	DNS       []string `yaml:"dns"`
-	Interface string   `yaml:"interface"` // default: matched by MAC, else the first e* NIC
+	DNSSearch []string `yaml:"dns_search"` // search domains, with ip
+	Interface string   `yaml:"interface"`  // default: matched by MAC, else the first e* NIC
 	Target    string   `yaml:"target"`
 	Settings  `yaml:",inline"`
 }

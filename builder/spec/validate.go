@@ -163,6 +163,21 @@ func (l *loader) checkNodes() {
 				bad(fmt.Sprintf("dns[%d]", j), "%s cannot be a name server", a)
 			}
 		}
+		seen := map[string]int{}
+		for j, d := range n.DNSSearch {
+			f := fmt.Sprintf("dns_search[%d]", j)
+			switch why := hostnameProblem(d); {
+			case n.IP == "":
+				bad(f, "needs ip: with DHCP the DHCP server gives the search domains")
+			case why != "":
+				bad(f, "%q %s", short(d), strings.Replace(why, "host name", "domain name", 1))
+			default:
+				if k, dup := seen[d]; dup {
+					bad(f, "%q is also dns_search[%d]", d, k)
+				}
+				seen[d] = j
+			}
+		}
 		if n.Interface != "" && (!reName.MatchString(n.Interface) || len(n.Interface) > 15) {
 			bad("interface", "%q is not an interface name (at most 15 of letters, digits, '.', '_' and '-')", n.Interface)
 		}

@@ -146,8 +146,13 @@ type result struct {
 // summary adds up), nothing on stderr, no family cut short.
 func runScript(t *testing.T, env map[string]string, environ []string, args ...string) result {
 	t.Helper()
+	return runScriptAt(t, scriptPath, env, environ, args...)
+}
+
+func runScriptAt(t *testing.T, script string, env map[string]string, environ []string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("bash", append([]string{scriptPath, "--env", writeEnv(t, env)}, args...)...)
+	cmd := exec.Command("bash", append([]string{script, "--env", writeEnv(t, env)}, args...)...)
 	cmd.Env = append(os.Environ(), environ...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -977,5 +982,39 @@ func TestScriptGPUSkipsAndCount(t *testing.T) {
 	r.want(t, StatusFail, "gpu.nvidia_smi", "gpu.container")
 	if c := r.get(t, "gpu.nvidia_smi"); c.Expected != "8 GPUs" || c.Actual != "1 GPUs" {
 		t.Errorf("gpu.nvidia_smi: got %+v", c)
+	}
+}
+
+// The verifier a node receives has the sections its verify.env turns off
+// cut out (render.Script). It must report the same checks, with the same
+// statuses, as the whole script: every id the node's plan expects is there.
+func TestScriptAsRendered(t *testing.T) {
+	needHost(t)
+	gpu := guideEnv()
+	gpu["GPU"] = "1"
+	for name, env := range map[string]map[string]string{"all off": baseEnv(), "guide": guideEnv(), "gpu": gpu} {
+		b, err := render.Script("verify/bainode-verify", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := writeFile(t, filepath.Join(t.TempDir(), "bainode-verify"), string(b), 0o755)
+		environ := []string{"CLOUD_RUN_DIR=" + t.TempDir()}
+		full, got := runScript(t, env, environ, "--no-cloud-init"), runScriptAt(t, cut, env, environ, "--no-cloud-init")
+		ids := func(r result) []string {
+			var out []string
+			for _, c := range r.rep.Checks {
+				out = append(out, c.ID+"="+string(c.Status))
+			}
+			return out
+		}
+		if f, g := ids(full), ids(got); strings.Join(f, " ") != strings.Join(g, " ") {
+			t.Errorf("%s: the rendered verifier reports\n  %v\nthe whole one\n  %v", name, g, f)
+		}
+		if name == "all off" {
+			whole, _ := os.ReadFile(scriptPath)
+			if len(b) >= len(whole)*3/4 {
+				t.Errorf("all off: the rendered verifier is %d bytes of %d; sections are not cut", len(b), len(whole))
+			}
+		}
 	}
 }

@@ -133,7 +133,7 @@ func TestRenderStdout(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "#cloud-config\n") || !strings.Contains(out, "hostname: \"bai-a01\"\n") {
 		t.Errorf("exit %d, stdout starts %.60q, stderr %s", code, out, errs)
 	}
-	if !strings.Contains(errs, "16 KiB") {
+	if !strings.Contains(errs, "AWS EC2") {
 		t.Errorf("no size warning on stderr: %q", errs)
 	}
 	if _, _, code := bainode(t, "", "render", "--example", "cluster", "--stdout"); code != 2 {

@@ -68,7 +68,7 @@ func TestSeedImageManifest(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	stdout, stderr, code := bainode(t, "", "seed", "--example", "vm-test", "--image-manifest", good, "-o", out)
 	ud, _ := os.ReadFile(filepath.Join(out, "bai-vm", "user-data"))
-	if code != 0 || !strings.Contains(string(ud), "BAINODE_PHASE=node") || len(ud) > 16<<10 || strings.Contains(stderr, "EC2 limit") {
+	if code != 0 || !strings.Contains(string(ud), "BAINODE_PHASE=node") || len(ud) > 16<<10 || strings.Contains(stderr, "AWS EC2") {
 		t.Errorf("exit %d, user-data %d bytes:\n%s%s", code, len(ud), stdout, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(out, "bai-vm", "seed.iso")); err != nil {

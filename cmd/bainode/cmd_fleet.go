@@ -108,14 +108,16 @@ stage, EVENT the full event name), how long ago it came and its result
 never reported). --watch redraws the table every --interval until ^C.
 
 The fleet commands (nodes, site, status, tokens, cluster) find bainoded
-with --server or $BAINODE_SERVER (default ` + fleetDefaultServer + `) and authenticate with
+with --server or $BAINODE_SERVER (default ` + fleetDefaultServer + `; unix:PATH for
+bainoded --admin-listen unix:PATH) and authenticate with
 the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
 --token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
 variable: a --token on the command line is visible to other users in ps.
 
 Examples:
   BAINODE_SERVER=https://10.0.0.1:8081 bainode status --token-file admin.token
-  bainode status --watch --interval 5s`,
+  bainode status --watch --interval 5s
+  bainode status --server unix:/run/bainoded/admin.sock --token-file admin.token`,
 		Flags: fleetFlags(fleetJSONFlag,
 			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
 			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "redraw every `D` with --watch"},
@@ -142,7 +144,7 @@ var fleetJSONFlag = &cli.BoolFlag{Name: "json", Usage: "print the server's JSON"
 func fleetFlags(more ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"BAINODE_SERVER"},
-			Value: fleetDefaultServer, Usage: "bainoded `URL` (any cluster member)"},
+			Value: fleetDefaultServer, Usage: "bainoded `URL` (any cluster member), or unix:PATH for an admin socket"},
 		&cli.StringFlag{Name: "token-file", Usage: "read the admin token from `FILE` (bainoded's DATA/admin.token)"},
 		&cli.StringFlag{Name: "token", Usage: "admin `TOKEN` (default $BAINODE_TOKEN; visible in ps, prefer --token-file)"},
 	}, more...)

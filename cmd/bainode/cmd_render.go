@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,40 @@ import (
 
 var outFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "out", Usage: "write `DIR`/<hostname>/ for each node"}
 
+var cloudFlag = &cli.StringFlag{Name: "cloud", Usage: "fail a node whose user-data is over the limit of cloud `NAME`: " + strings.Join(render.CloudNames(), ", ")}
+
+// forCloud wraps r so that a node over --cloud's user-data limit fails.
+func forCloud(c *cli.Context, r nodeRenderer) (nodeRenderer, error) {
+	name := c.String("cloud")
+	if name == "" {
+		return r, nil
+	}
+	cl, err := render.ParseCloud(name)
+	if err != nil {
+		return nil, usagef("--cloud: %v", err)
+	}
+	return cloudRenderer{r, cl}, nil
+}
+
+type cloudRenderer struct {
+	r     nodeRenderer
+	cloud render.Cloud
+}
+
+func (cr cloudRenderer) Node(site *spec.Site, n *spec.Node) (render.Files, error) {
+	f, err := cr.r.Node(site, n)
+	if err != nil {
+		return f, err
+	}
+	if err := cr.cloud.Fit("", f); err != nil {
+		return render.Files{}, err
+	}
+	// The cloud is known: EC2's warning is about another one, or passed.
+	ec2 := render.SizeWarning(n.Hostname, f)
+	f.Warnings = slices.DeleteFunc(f.Warnings, func(w string) bool { return w == ec2 })
+	return f, nil
+}
+
 func init() {
 	register(&cli.Command{
 		Name:  "render",
@@ -33,7 +68,7 @@ Examples:
   bainode render --config site.yaml -o out
   bainode render --example cluster --node bai-a01 --stdout | \
     openstack server create --user-data /dev/stdin ...`,
-		Flags: siteFlags(outFlag, nodeFlag,
+		Flags: siteFlags(outFlag, nodeFlag, cloudFlag,
 			&cli.BoolFlag{Name: "stdout", Usage: "print the user-data of the one selected node instead of writing files"},
 		),
 		Action: func(c *cli.Context) error {
@@ -49,9 +84,13 @@ Examples:
 				if len(nodes) != 1 {
 					return usagef("--stdout needs exactly one node; pick one with --node")
 				}
-				f, err := r.Node(site, nodes[0])
+				cr, err := forCloud(c, r)
 				if err != nil {
 					return err
+				}
+				f, err := cr.Node(site, nodes[0])
+				if err != nil {
+					return fmt.Errorf("%s: %w", nodes[0].Hostname, err)
 				}
 				for _, w := range f.Warnings {
 					warnf("%s", w)
@@ -79,7 +118,7 @@ Examples:
   bainode seed -o out                        # the built-in single-node example
   bainode seed -c site.yaml --image-manifest agent.qcow2.json -o out
   bainode seed --config site.yaml --format vfat -o out`,
-		Flags: siteFlags(outFlag, nodeFlag,
+		Flags: siteFlags(outFlag, nodeFlag, cloudFlag,
 			&cli.StringFlag{Name: "format", Usage: "seed `FORMAT`: iso or vfat (default: the site's seed.format, else iso)"},
 			&cli.StringFlag{Name: "image-manifest", Usage: "thin seeds for the image `FILE`.json that bainode bake wrote: the node part only"},
 		),
@@ -118,6 +157,10 @@ Examples:
 // site's order. On a failure no further node is started; the first failing
 // node's error is returned once the nodes in progress are finished.
 func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r nodeRenderer, format *seed.Format) error {
+	r, err := forCloud(c, r)
+	if err != nil {
+		return err
+	}
 	out := c.String("output")
 	defer removeScratchOnSignal()()
 	// Tools that create their own files (go-diskfs's ISO workspace) make
@@ -159,7 +202,6 @@ func forEachNode(c *cli.Context, site *spec.Site, nodes []*spec.Node, r nodeRend
 	}
 	// Nodes are started in order, so every node before a started one has
 	// been started too and its result will come.
-	var err error
 	for i := range nodes {
 		res := <-results[i]
 		for _, w := range res.warnings {
@@ -231,12 +273,17 @@ func (t thinRenderer) Node(site *spec.Site, n *spec.Node) (render.Files, error) 
 	if err != nil {
 		return f, err
 	}
+	// bake.NodeSeed writes plain user-data.
+	thin.Gzipped, thin.GzipSize = false, 0
 	// The full seed's size warning is about what the image now carries.
 	thin.Warnings = nil
 	for _, w := range f.Warnings {
-		if !strings.Contains(w, "EC2 limit") || len(thin.UserData) > 16<<10 {
+		if w != render.SizeWarning(n.Hostname, f) {
 			thin.Warnings = append(thin.Warnings, w)
 		}
+	}
+	if w := render.SizeWarning(n.Hostname, thin); w != "" {
+		thin.Warnings = append(thin.Warnings, w)
 	}
 	return thin, nil
 }
