@@ -28,6 +28,8 @@ const cmdlineInit = `#!/bin/busybox sh
   /bin/busybox echo ` + CmdlineBegin + `
   /bin/busybox od -An -tx1 -v /proc/cmdline
   /bin/busybox echo ` + CmdlineEnd + `
+  /bin/busybox dmesg | /bin/busybox grep -i 'secure boot' | /bin/busybox sed 's/^/` + SecureBootPrefix + `/'
+  /bin/busybox echo ` + CmdlineDone + `
 } > /dev/ttyS0
 /bin/busybox poweroff -f
 `
@@ -99,6 +101,13 @@ func CmdlineInitramfs(ctx context.Context) (string, error) {
 	return path, os.Rename(tmp.Name(), path)
 }
 
+// SecureBootPrefix starts each kernel message about Secure Boot ("Secure
+// boot enabled" or "disabled" on EFI boots), printed after the dump.
+const SecureBootPrefix = "BAINODE-SECUREBOOT: "
+
+// CmdlineDone follows everything the initramfs prints.
+const CmdlineDone = "BAINODE-CMDLINE-DONE"
+
 // ParseCmdline finds the command line CmdlineInitramfs printed in a serial
 // log. ok is false until the whole dump has arrived.
 func ParseCmdline(serial string) (cmdline string, ok bool, err error) {
@@ -106,8 +115,8 @@ func ParseCmdline(serial string) (cmdline string, ok bool, err error) {
 	if !found {
 		return "", false, nil
 	}
-	dump, _, found := strings.Cut(rest, CmdlineEnd)
-	if !found {
+	dump, tail, found := strings.Cut(rest, CmdlineEnd)
+	if !found || !strings.Contains(tail, CmdlineDone) {
 		return "", false, nil
 	}
 	var b []byte
