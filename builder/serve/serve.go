@@ -86,6 +86,10 @@ type Config struct {
 	// added before the ds= argument (e.g. "ip=dhcp url=... autoinstall").
 	Kernel, Initrd, KernelArgs string
 
+	// PXEDir holds the netboot trees of 'bainode pxe' (DIR/<id>/), served
+	// at GET /pxe/<id>/...; empty serves none.
+	PXEDir string
+
 	// RevisionTTL is how long a store revision, and so every cached render,
 	// is trusted before the store is asked again. Changes made through this
 	// server take effect at once. 0 asks on every request, except that
@@ -135,6 +139,7 @@ func Handlers(cfg Config) (machine, admin http.Handler) {
 	mm := http.NewServeMux()
 	mm.HandleFunc("GET /nocloud/{key}/{file}", s.nocloud)
 	mm.HandleFunc("GET /ipxe/{mac}", s.ipxe)
+	mm.HandleFunc("GET /pxe/{id}/{path...}", s.pxe)
 	mm.HandleFunc("POST /report/{host}", s.report)
 	mm.HandleFunc("POST /report/{host}/{token}", s.report)
 	mm.HandleFunc("POST /phone-home/{host}", s.phoneHome)

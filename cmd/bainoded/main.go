@@ -48,6 +48,7 @@ func newApp() *cli.App {
 		Description: `Machines fetch seeds without credentials:
   GET  /nocloud/{mac|hostname}/{user-data,meta-data,vendor-data,network-config}
   GET  /ipxe/{mac}       boots --kernel/--initrd with ds=nocloud-net;s=.../nocloud/{mac}/
+  GET  /pxe/{id}/...     the netboot trees under --pxe-dir (immutable, never a redirect)
 and report progress with their own token:
   POST /report/{host}/{token}       cloud-init reporting webhook
   POST /phone-home/{host}/{token}   cloud-init phone_home
@@ -88,6 +89,7 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 			&cli.StringFlag{Name: "kernel", Usage: "kernel `URL` for iPXE scripts"},
 			&cli.StringFlag{Name: "initrd", Usage: "initrd `URL` for iPXE scripts"},
 			&cli.StringFlag{Name: "kernel-args", Value: "ip=dhcp autoinstall", Usage: "extra kernel `ARGS` for iPXE scripts"},
+			&cli.StringFlag{Name: "pxe-dir", Usage: "serve the netboot trees 'bainode pxe -o DIR' wrote at GET /pxe/<id>/..."},
 			&cli.DurationFlag{Name: "network-latency", Value: 100 * time.Millisecond,
 				Usage: "expected one-way latency between members; raft's timeouts, and so failover, scale with it (about 3.5 s at 100ms, 6 s with 0: dqlite's own); raise it across sites"},
 			&cli.DurationFlag{Name: "revision-ttl", Value: time.Second,
@@ -177,7 +179,7 @@ func daemon(c *cli.Context) error {
 	cfg := serve.Config{
 		Store: store, Renderer: renderer, Validator: validator,
 		BaseURL: c.String("base-url"), BindIP: c.Bool("bind-ip"),
-		Kernel: c.String("kernel"), Initrd: c.String("initrd"), KernelArgs: c.String("kernel-args"),
+		Kernel: c.String("kernel"), Initrd: c.String("initrd"), KernelArgs: c.String("kernel-args"), PXEDir: c.String("pxe-dir"),
 		RevisionTTL: c.Duration("revision-ttl"), Logger: log,
 	}
 	machineH, adminH := serve.Handlers(cfg)
