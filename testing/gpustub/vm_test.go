@@ -158,7 +158,8 @@ KERNEL_HOLD='%s'
 KERNEL_WORD='%s'
 CUDA_PACKAGES=
 TOOLKIT=0
-`, precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord)
+PAYLOAD_FORMAT=%d
+`, precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord, plan.PayloadFormat)
 	}
 	kw := plan.KernelWord
 	overlay := func(p string) string {
