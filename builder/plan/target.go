@@ -21,7 +21,7 @@ type Target struct {
 	CloudInit        []string `yaml:"cloud_init" json:"cloud_init"`
 	DockerPath       string   `yaml:"docker_path" json:"docker_path"`
 	DHCPMatch        string   `yaml:"dhcp_match" json:"-"`
-	DHCPInterface    string   `yaml:"dhcp_interface" json:"-"`
+	DHCPFallback     bool     `yaml:"dhcp_fallback" json:"-"`
 	NvidiaDriver     []string `yaml:"nvidia_driver" json:"-"`
 	NvidiaComponents []string `yaml:"nvidia_components" json:"-"`
 	CUDARepo         string   `yaml:"cuda_repo" json:"-"`
