@@ -1,6 +1,7 @@
 package cloudinit_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -161,6 +162,27 @@ func checkStages(t *testing.T, tr *cloudinit.Tree, n rendered, offline bool) {
 	}
 	if r.StatusExit != 0 && !strings.Contains(r.Status, "scripts_user") && !strings.Contains(r.Status, "scripts-user") {
 		t.Errorf("cloud-init %s status: exit %d, not only the runcmd failing\n%s", tr.Package, r.StatusExit, logs())
+	}
+	// The verifier still ran, and what needs no network holds.
+	var rep struct {
+		Checks []struct{ ID, Status, Actual string }
+	}
+	if err := json.Unmarshal([]byte(r.File("var/lib/bainode/verify-provision.json")), &rep); err != nil {
+		t.Fatalf("verify-provision.json: %v\n%s", err, logs())
+	}
+	need := map[string]bool{"user.uid": true, "user.gid": true, "user.primary_group": true, "user.home": true,
+		"user.shell": true, "user.member.sudo": true, "user.sudo": true, "limits.file": true, "limits.lines": true,
+		"sysctl.file": true, "hosts.block": true}
+	for _, c := range rep.Checks {
+		if need[c.ID] {
+			delete(need, c.ID)
+			if c.Status != "pass" {
+				t.Errorf("verifier: %s is %s (%s)", c.ID, c.Status, c.Actual)
+			}
+		}
+	}
+	for id := range need {
+		t.Errorf("verifier: no %s check\n%s", id, logs())
 	}
 }
 
