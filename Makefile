@@ -17,6 +17,7 @@ FUZZTIME ?= 15s
 #  qemu-*, ovmf, seabios, mmdebstrap, syslinux, extlinux, e2fsprogs: VM boots and the test base image
 #  libdqlite-dev, libraft-dev, libuv1-dev, libsqlite3-dev, gcc: bainoded
 #  shellcheck: the provisioning script and the verifier
+#  sudo: the cloud-init stages sandbox (the host's root) runs the verifier's sudo check
 #  dpkg-dev, apt: differential tests of bainode's Debian formats and resolver
 #  busybox-static, kmod, cpio: the deploy environment and GPU stand-in modules
 #  pxelinux, isolinux, syslinux-efi, grub-pc-bin, grub-efi-amd64-bin, grub-efi-amd64-signed,
@@ -25,7 +26,8 @@ APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	qemu-system-x86 qemu-utils ovmf seabios mmdebstrap syslinux syslinux-common extlinux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
 	ca-certificates dpkg-dev apt busybox-static kmod cpio pxelinux isolinux syslinux-efi \
-	grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed debian-installer-12-netboot-amd64
+	grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed debian-installer-12-netboot-amd64 \
+	sudo
 # Only `make bench` needs these: the tools a user would pick instead of bainode.
 BENCH_PACKAGES := packer libguestfs-tools
 

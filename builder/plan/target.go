@@ -22,7 +22,7 @@ type Target struct {
 	CloudInit        []string `yaml:"cloud_init" json:"cloud_init"`
 	DockerPath       string   `yaml:"docker_path" json:"docker_path"`
 	DHCPMatch        string   `yaml:"dhcp_match" json:"-"`
-	DHCPInterface    string   `yaml:"dhcp_interface" json:"-"`
+	DHCPFallback     bool     `yaml:"dhcp_fallback" json:"-"`
 	NvidiaDriver     []string `yaml:"nvidia_driver" json:"-"`
 	NvidiaPrecomp    []string `yaml:"nvidia_precompiled" json:"-"`
 	NvidiaDKMS       []string `yaml:"nvidia_dkms" json:"-"`

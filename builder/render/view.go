@@ -49,6 +49,7 @@ type view struct {
 type netView struct {
 	ID, MAC, Glob, Address, Gateway string
 	DNS, DNSSearch                  []string
+	Fallback                        bool // no config: cloud-init's fallback DHCPs the first NIC
 }
 
 func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
@@ -112,8 +113,11 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 	switch {
 	case n.Interface != "":
 		v.Net.ID = n.Interface
-	case n.MAC == "" && t.DHCPInterface != "":
-		v.Net.ID = t.DHCPInterface
+	case n.MAC == "" && t.DHCPFallback:
+		if n.IP != "" {
+			return nil, fmt.Errorf("%s: ip: %s matches a NIC by mac or interface only; set one of them", n.Hostname, n.Target)
+		}
+		v.Net.Fallback = true
 	case n.MAC == "":
 		v.Net.Glob = t.DHCPMatch
 	}

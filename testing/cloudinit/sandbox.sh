@@ -42,10 +42,18 @@ if [ -n "$CFG" ]; then
 	rm -f "$R/etc/cloud/cloud.cfg.d/"*.cfg
 	cp "$CFG/cloud.cfg" "$R/etc/cloud/cloud.cfg"
 	cp "$CFG"/cloud.cfg.d/*.cfg "$R/etc/cloud/cloud.cfg.d/"
+	rm -rf "$R/etc/cloud/templates"
+	mkdir -p "$R/etc/cloud/templates"
+	cp "$CFG"/templates/*.tmpl "$R/etc/cloud/templates/"
 fi
 # This host has not generated Ubuntu's default en_US.UTF-8 locale; C.UTF-8
 # always exists.
-printf 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n' >"$R/etc/cloud/cloud.cfg.d/99-bainode-sandbox.cfg"
+# Network config is not applied: the host has no netplan or ifupdown to render
+# for, and the namespace has no NIC. The VM boots apply it.
+printf 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\nnetwork: {config: disabled}\n' >"$R/etc/cloud/cloud.cfg.d/99-bainode-sandbox.cfg"
+# No network in the namespace: a GPU seed's apt-get fails at once instead of
+# backing off through its retries.
+printf 'Acquire::Retries "0";\n' >"$R/etc/apt/apt.conf.d/99bainode-sandbox"
 hostname sandbox
 export PYTHONPATH=$PP
 ci() { chroot "$R" /usr/bin/python3 "$SHIM" cli "$@"; }

@@ -73,14 +73,20 @@ func (tr *Tree) Stages(ctx context.Context, work, seedDir string, paths []string
 		if err := tr.CloudCfg(ctx, filepath.Join(cfg, "cloud.cfg")); err != nil {
 			return nil, err
 		}
-		ds, _ := filepath.Glob(filepath.Join(tr.Dir, "config", "cloud.cfg.d", "*.cfg"))
-		for _, d := range ds {
-			b, err := os.ReadFile(d)
-			if err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(filepath.Join(cfg, "cloud.cfg.d", filepath.Base(d)), b, 0o644); err != nil {
-				return nil, err
+		// The package installs config/cloud.cfg.d and templates/ as they are.
+		if err := os.Mkdir(filepath.Join(cfg, "templates"), 0o755); err != nil {
+			return nil, err
+		}
+		for glob, sub := range map[string]string{"config/cloud.cfg.d/*.cfg": "cloud.cfg.d", "templates/*.tmpl": "templates"} {
+			ds, _ := filepath.Glob(filepath.Join(tr.Dir, glob))
+			for _, d := range ds {
+				b, err := os.ReadFile(d)
+				if err != nil {
+					return nil, err
+				}
+				if err := os.WriteFile(filepath.Join(cfg, sub, filepath.Base(d)), b, 0o644); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}

@@ -238,3 +238,17 @@ func writeFile(path string, b []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// VersionLess compares upstream versions numerically ("22.4" < "22.10").
+func VersionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		var x, y int
+		fmt.Sscanf(as[i], "%d", &x)
+		fmt.Sscanf(bs[i], "%d", &y)
+		if x != y {
+			return x < y
+		}
+	}
+	return len(as) < len(bs)
+}
