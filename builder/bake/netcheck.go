@@ -34,9 +34,11 @@ func (e *NetworkError) Error() string {
 		"; carry what the bake needs on the payload (bainode payload), or bake with --online"
 }
 
-// slirpMAC is the prefix of the MACs QEMU's user networking answers from
-// (52:55 and the address of the virtual host): frames from it are not the guest's.
-var slirpMAC = []byte{0x52, 0x55}
+// slirpMAC reports the MACs QEMU's user networking answers from (52:55
+// and a virtual host's IPv4 address, 52:56 for IPv6): not the guest's frames.
+func slirpMAC(src []byte) bool {
+	return src[0] == 0x52 && (src[1] == 0x55 || src[1] == 0x56)
+}
 
 // netAttempts reads a pcap file written by QEMU's filter-dump and returns
 // the connections the guest tried: DNS queries, TCP SYNs, other unicast
@@ -101,7 +103,7 @@ func netAttempts(path string) ([]NetAttempt, error) {
 
 // guestAttempt names what an Ethernet frame from the guest tried, or "".
 func guestAttempt(fr []byte) string {
-	if len(fr) < 14 || (fr[6] == slirpMAC[0] && fr[7] == slirpMAC[1]) {
+	if len(fr) < 14 || slirpMAC(fr[6:12]) {
 		return ""
 	}
 	var proto byte

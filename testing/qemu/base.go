@@ -47,7 +47,9 @@ type Image struct {
 	Append string
 	// Bootloader is false where the build could not loop-mount the file
 	// system to install extlinux; boot Kernel and Initrd directly then.
-	Bootloader    bool
+	Bootloader bool
+	// UEFI is true where the disk also boots under OVMF (GRUB on its ESP).
+	UEFI          bool
 	KernelVersion string
 }
 
@@ -57,6 +59,7 @@ type manifest struct {
 	RootUUID      string `json:"root_uuid"`
 	Append        string `json:"append"`
 	Bootloader    bool   `json:"bootloader"`
+	UEFI          bool   `json:"uefi"`
 }
 
 // RecipeHash identifies the base's recipe; it names the cache directory.
@@ -81,12 +84,15 @@ func CacheDir() (string, error) {
 
 // BuildTools are the programs the base build runs, with their Debian packages.
 var BuildTools = map[string]string{
-	"mmdebstrap": "mmdebstrap",
-	"mkfs.ext4":  "e2fsprogs",
-	"sfdisk":     "fdisk",
-	"losetup":    "mount",
-	"extlinux":   "extlinux",
-	"qemu-img":   "qemu-utils",
+	"mmdebstrap":   "mmdebstrap",
+	"mkfs.ext4":    "e2fsprogs",
+	"sfdisk":       "fdisk",
+	"losetup":      "mount",
+	"extlinux":     "extlinux",
+	"grub-mkimage": "grub-common",
+	"mkfs.vfat":    "dosfstools",
+	"mcopy":        "mtools",
+	"qemu-img":     "qemu-utils",
 }
 
 // Base returns the cached base image, building it first if it is missing.
@@ -163,6 +169,7 @@ func load(dir string) (Image, error) {
 		Initrd:        filepath.Join(dir, "initrd.img"),
 		Append:        m.Append,
 		Bootloader:    m.Bootloader,
+		UEFI:          m.UEFI,
 		KernelVersion: m.KernelVersion,
 	}
 	for _, p := range []string{img.Disk, img.Kernel, img.Initrd} {
