@@ -135,13 +135,22 @@ func Base(ctx context.Context, logw io.Writer) (Image, error) {
 	return load(dir)
 }
 
-// pruneOthers removes bases of older recipes (about 800 MB each). A VM
-// still running on one keeps its open backing file.
+// pruneAfter is how long a base of another recipe may go unused before a
+// build removes it: branches with different recipes share the cache, and
+// must not remove each other's bases mid-run.
+const pruneAfter = 24 * time.Hour
+
+// pruneOthers removes bases of other recipes (about 800 MB each) that no
+// run has loaded for pruneAfter. A VM still running on one keeps its open
+// backing file.
 func pruneOthers(root, keep string, logw io.Writer) {
 	entries, _ := os.ReadDir(root)
 	for _, e := range entries {
 		name := e.Name()
 		if !e.IsDir() || name == keep || len(name) != 64 || strings.Trim(name, "0123456789abcdef") != "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(root, name, "base.json")); err == nil && time.Since(fi.ModTime()) < pruneAfter {
 			continue
 		}
 		if err := removeUnmounted(filepath.Join(root, name)); err != nil {
@@ -158,6 +167,9 @@ func load(dir string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	// base.json's mtime says when the base was last used (see pruneOthers).
+	now := time.Now()
+	os.Chtimes(filepath.Join(dir, "base.json"), now, now)
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Image{}, fmt.Errorf("%s: %w", filepath.Join(dir, "base.json"), err)
