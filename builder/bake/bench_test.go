@@ -284,8 +284,10 @@ func sealedState(b *testing.B, disk string) string {
 	cmd.Env = append(os.Environ(), "LIBGUESTFS_BACKEND=direct")
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return "? (" + err.Error() + ")"
+	if err != nil && !strings.Contains(string(out), "--keys") {
+		// libguestfs builds its appliance from the host's kernel: a host
+		// without one in /boot (a container) cannot look inside.
+		return "? (guestfish failed: " + strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0] + ")"
 	}
 	var problems []string
 	parts := strings.SplitN(string(out), "--keys", 2)
