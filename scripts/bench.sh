@@ -31,6 +31,9 @@
 # cloud-localds. Missing packages are installed with apt-get when running as
 # root: cloud-image-utils (cloud-localds, genisoimage), golang-go and nginx.
 #
+# 6. Bakes an image with bainode bake, Packer and virt-customize (bake_bench)
+#    unless BAKEBENCH=0; ONLY=bake runs that alone.
+#
 # Environment: NODES (1000), SAMPLE (100), RUNS (3), GOBENCH (1), SERVEBENCH (1),
 # BENCH_DIR (a new temporary directory, removed afterwards unless KEEP=1).
 set -euo pipefail
@@ -75,6 +78,23 @@ need_pkg genisoimage genisoimage
 need_pkg awk gawk
 if [ "${SERVEBENCH:-1}" = 1 ]; then need_pkg nginx nginx; fi
 go version >/dev/null 2>&1 || die "go does not work; install the Go release go.mod names"
+
+# bake_bench: bainode bake against Packer's QEMU builder and virt-customize
+# on the Debian 12 test base with vm-test's image part (BenchmarkBakeTools
+# in builder/bake prints the table: wall time with phases, output size,
+# sealed or not, bainode's cache hit). Minutes under TCG. BAKEBENCH=0 skips
+# it; ONLY=bake runs nothing else.
+bake_bench() {
+	need_pkg packer packer
+	need_pkg virt-customize libguestfs-tools
+	say "go test -bench BakeTools ./builder/bake (bainode bake, packer, virt-customize)"
+	LIBGUESTFS_BACKEND=direct go test -count=1 -run '^$' -bench '^BenchmarkBakeTools$' -benchtime 1x -timeout 120m ./builder/bake 2>&1 |
+		grep -vE '^(goos|goarch|pkg|cpu|PASS|ok)[: ]|^BenchmarkBakeTools' || true
+}
+if [ "${ONLY:-}" = bake ]; then
+	bake_bench
+	exit 0
+fi
 
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/bainode-bench.XXXXXX")}
 mkdir -p "$WORK"
@@ -300,4 +320,8 @@ if [ "${FETCHBENCH:-1}" = 1 ]; then
 - ratio, curl time / bainode fetch time: $(f %.2f "($t3 - $t2) / ($t1 - $t0)")x
 EOT
 	rm -rf "$fdir"
+fi
+
+if [ "${BAKEBENCH:-1}" = 1 ]; then
+	bake_bench
 fi

@@ -37,8 +37,11 @@ type Options struct {
 	Payload string // payload disk from `bainode payload`; attached read-only
 	Online  bool   // NAT to the network instead of restrict=on
 
-	Output   string
-	Format   Format
+	Output string
+	Format Format
+	// Compat writes a qcow2 output with zlib, for QEMU older than 5.1
+	// (Ubuntu 20.04 hosts), instead of zstd.
+	Compat   bool
 	DiskSize int64 // bytes; 0 keeps the base's virtual size
 
 	Accel     vm.Accel
@@ -133,6 +136,9 @@ func (o *Options) fill() error {
 	if err := o.Format.check(); err != nil {
 		errs = append(errs, err)
 	}
+	if o.Compat && o.Format != FormatQCOW2 {
+		errs = append(errs, fmt.Errorf("compat: only for the qcow2 format (not %s)", o.Format))
+	}
 	if o.Payload != "" && o.Online {
 		errs = append(errs, errors.New("payload and online: choose one (an offline bake carries its payload)"))
 	}
@@ -152,15 +158,7 @@ func (o *Options) fill() error {
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Minute
 	}
-	if o.MemoryMiB == 0 {
-		o.MemoryMiB = 2048
-	}
-	if o.CPUs == 0 {
-		o.CPUs = 2
-	}
-	if o.Accel == "" {
-		o.Accel = vm.TCG
-	}
+	vm.FillProvision(&o.MemoryMiB, &o.CPUs, &o.Accel)
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -213,6 +211,9 @@ func stepBoot(ctx context.Context, s *State) error {
 	if o.Payload != "" {
 		cfg.Drives = append(cfg.Drives, vm.Drive{Path: o.Payload, Format: vm.FormatRaw, ReadOnly: true})
 	}
+	if !o.Online {
+		cfg.NetDump = filepath.Join(s.WorkDir, "net.pcap")
+	}
 	stages := &stageWriter{w: o.Progress}
 	if o.Console != nil {
 		cfg.Console = io.MultiWriter(stages, o.Console)
@@ -229,6 +230,19 @@ func stepBoot(ctx context.Context, s *State) error {
 	defer m.Stop() // by PID; on Ctrl-C ctx ends and Start's watcher kills it too
 	waitErr := m.Wait(bootCtx)
 	out := m.Output()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if cfg.NetDump != "" {
+		m.Stop() // QEMU has written its last frame
+		tries, err := netAttempts(cfg.NetDump)
+		if err != nil {
+			return fmt.Errorf("the guest's network dump: %w", err)
+		}
+		if len(tries) > 0 {
+			return &NetworkError{Attempts: tries}
+		}
+	}
 	rep, perr := parseSealReport(out)
 	if waitErr != nil || perr != nil {
 		return fmt.Errorf("%w\n%s", errors.Join(waitErr, perr), consoleTail(out, 40))

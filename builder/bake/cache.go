@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/lablup/bainode/builder/atomicfile"
 )
 
 // Inputs are everything the output depends on; their hash is the cache key.
@@ -23,6 +25,7 @@ type Inputs struct {
 	Online   bool     `json:"online"`
 	DiskSize int64    `json:"disk_size,omitempty"`
 	Format   Format   `json:"format"`
+	Compat   bool     `json:"compat,omitempty"` // zlib qcow2 for QEMU < 5.1
 	Bainode  string   `json:"bainode_version"`
 	Seal     string   `json:"seal_sha256"` // the seal script: a fix there rebakes
 }
@@ -35,7 +38,7 @@ func (in Inputs) Key() string {
 }
 
 func (o Options) inputs() (Inputs, string, error) {
-	in := Inputs{Append: o.Append, Online: o.Online, DiskSize: o.DiskSize, Format: o.Format, Bainode: o.Version}
+	in := Inputs{Append: o.Append, Online: o.Online, DiskSize: o.DiskSize, Format: o.Format, Compat: o.Compat, Bainode: o.Version}
 	var err error
 	sum := func(path string) (*FileSum, error) {
 		if path == "" || err != nil {
@@ -100,7 +103,7 @@ func (o Options) hashFile(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	if memo != "" && os.MkdirAll(o.HashCache, 0o755) == nil {
-		writeAtomic(memo, []byte(sum+"\n"), 0o644)
+		atomicfile.Write(memo, []byte(sum+"\n"), 0o644)
 	}
 	return sum, n, nil
 }

@@ -15,14 +15,19 @@ import (
 
 // nodeFiles are the write_files that belong to one node, not to the image:
 // a baked image gets them from its node seed.
-var nodeFiles = []string{"/etc/bainode/hosts.block", "/etc/bainode/verify.env", "/etc/bainode/provision.env"}
+var nodeFiles = []string{"/etc/bainode/hosts.block", "/etc/bainode/verify.env", provisionEnv}
+
+// provisionEnv is in both: the bake seed carries it without the node-phase
+// settings (nodeEnvKeys), the node seed whole.
+const provisionEnv = "/etc/bainode/provision.env"
 
 // imageKeys are the cloud-config keys whose work the image already carries.
 var imageKeys = []string{"bootcmd", "groups", "users"}
 
-// PlanHash hashes the image part of a node's rendered seed: nodes of one
-// role share it (hostname, hosts block and comments do not count), so a
-// node seed can be checked against a baked image's manifest.
+// PlanHash hashes the image part of a node's rendered seed (ImageSeed
+// leaves out what is the node's: hostname, network, hosts block, node-phase
+// settings), without comments: nodes of one role share it, so a node seed
+// can be checked against a baked image's manifest.
 func PlanHash(f render.Files) (string, error) {
 	s, err := ImageSeed(f, "")
 	if err != nil {
@@ -31,21 +36,6 @@ func PlanHash(f render.Files) (string, error) {
 	doc, err := parseUserData(s.UserData)
 	if err != nil {
 		return "", err
-	}
-	m := doc.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "final_message" { // names the host
-			m.Content[i+1].Value = ""
-		}
-		if m.Content[i].Value == "write_files" {
-			keep := m.Content[i+1].Content[:0]
-			for _, it := range m.Content[i+1].Content {
-				if !slices.Contains(nodeFiles, fileItemPath(it)) {
-					keep = append(keep, it)
-				}
-			}
-			m.Content[i+1].Content = keep
-		}
 	}
 	stripComments(doc)
 	b, err := yaml.Marshal(doc)

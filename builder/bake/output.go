@@ -12,13 +12,15 @@ import (
 	"runtime"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/lablup/bainode/builder/atomicfile"
 )
 
 // Format is an output format.
 type Format string
 
 const (
-	FormatQCOW2  Format = "qcow2"   // compressed qcow2 (zlib: every QEMU reads it)
+	FormatQCOW2  Format = "qcow2"   // compressed qcow2: zstd, or zlib with Compat
 	FormatRaw    Format = "raw"     // sparse raw, for cloud imports
 	FormatRawZst Format = "raw.zst" // zstd stream of the raw disk, for bare metal
 )
@@ -44,20 +46,23 @@ func stepConvert(ctx context.Context, s *State) error {
 		}
 		return nil
 	})
-	threads := fmt.Sprint(max(2, runtime.NumCPU()))
+	threads := max(2, runtime.NumCPU())
+	s.Manifest.Compression = Compression{Threads: threads}
 	switch s.Opts.Format {
 	case FormatQCOW2:
-		// -W: out-of-order writes, -m: parallel coroutines (compression too).
-		if err := qemuImg(ctx, "convert", "-c", "-W", "-m", threads, "-O", "qcow2", "-o", "compression_type=zlib", s.Disk, tmp); err != nil {
+		s.Manifest.Compression.Type = qcow2Compression(s.Opts.Compat)
+		if err := convertQCOW2(ctx, s.Disk, tmp, s.Opts.Compat, threads); err != nil {
 			return err
 		}
 	case FormatRaw:
-		if err := qemuImg(ctx, "convert", "-W", "-m", threads, "-S", "4k", "-O", "raw", s.Disk, tmp); err != nil {
+		s.Manifest.Compression.Type = "none (sparse)"
+		if err := qemuImg(ctx, "convert", "-W", "-m", fmt.Sprint(threads), "-S", "4k", "-O", "raw", s.Disk, tmp); err != nil {
 			return err
 		}
 	case FormatRawZst:
+		s.Manifest.Compression.Type = "zstd stream"
 		raw := filepath.Join(s.WorkDir, "disk.raw")
-		if err := qemuImg(ctx, "convert", "-W", "-m", threads, "-S", "4k", "-O", "raw", s.Disk, raw); err != nil {
+		if err := qemuImg(ctx, "convert", "-W", "-m", fmt.Sprint(threads), "-S", "4k", "-O", "raw", s.Disk, raw); err != nil {
 			return err
 		}
 		if err := zstdFile(ctx, raw, tmp); err != nil {
@@ -80,6 +85,26 @@ func stepConvert(ctx context.Context, s *State) error {
 	// an output without its manifest would not be trusted anyway.
 	s.OnFail("output", func() error { return os.Remove(out) })
 	return nil
+}
+
+// qcow2Compression is the cluster compression of a qcow2 output. zstd
+// compresses faster and smaller, but QEMU reads it only from 5.1 on
+// (Ubuntu 20.04 ships 4.2): compat picks zlib, which every QEMU reads.
+func qcow2Compression(compat bool) string {
+	if compat {
+		return "zlib"
+	}
+	return "zstd"
+}
+
+// convertQCOW2 writes a compressed qcow2 of src. -W (out-of-order writes)
+// and -m (coroutines) let qemu-img compress clusters on several threads.
+func convertQCOW2(ctx context.Context, src, dst string, compat bool, threads int) error {
+	opts := "compression_type=" + qcow2Compression(compat)
+	if compat {
+		opts += ",compat=0.10" // the original qcow2 version: older readers too
+	}
+	return qemuImg(ctx, "convert", "-c", "-W", "-m", fmt.Sprint(threads), "-O", "qcow2", "-o", opts, src, dst)
 }
 
 // zstdFile compresses src into dst on all cores. Holes read as zeros and
@@ -137,20 +162,29 @@ func sha256File(path string) (string, int64, error) {
 
 // Manifest is written beside the output as OUTPUT.json.
 type Manifest struct {
-	Version  int        `json:"version"`
-	Key      string     `json:"key"` // hash of all inputs: the cache key
-	Inputs   Inputs     `json:"inputs"`
-	Format   Format     `json:"format"`
-	Created  string     `json:"created"`
-	Output   FileSum    `json:"output"`
-	Kernels  []string   `json:"kernels"`
-	Packages [][]string `json:"packages"` // name, version, arch (the guest's dpkg list)
-	Seal     SealReport `json:"seal"`
-	Steps    []StepTime `json:"steps"`
+	Version int    `json:"version"`
+	Key     string `json:"key"` // hash of all inputs: the cache key
+	Inputs  Inputs `json:"inputs"`
+	Format  Format `json:"format"`
+	// Compression says how the output is compressed and on how many threads.
+	Compression Compression `json:"compression"`
+	Created     string      `json:"created"`
+	Output      FileSum     `json:"output"`
+	Kernels     []string    `json:"kernels"`
+	Packages    [][]string  `json:"packages"` // name, version, arch (the guest's dpkg list)
+	Seal        SealReport  `json:"seal"`
+	Steps       []StepTime  `json:"steps"`
 
 	// DriverVermagic is the NVIDIA module's vermagic per installed kernel
 	// (GPU roles), as bainode-gpu-gate read it at seal time.
 	DriverVermagic map[string]string `json:"driver_vermagic,omitempty"`
+}
+
+// Compression is the output's compression: "zstd" or "zlib" clusters
+// (qcow2), "zstd stream" (raw.zst) or none (raw).
+type Compression struct {
+	Type    string `json:"type"`
+	Threads int    `json:"threads"`
 }
 
 // StepTime is how long one step took.
@@ -174,7 +208,7 @@ func stepManifest(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(ManifestPath(s.Opts.Output), append(b, '\n'), 0o644)
+	return atomicfile.Write(ManifestPath(s.Opts.Output), append(b, '\n'), 0o644)
 }
 
 // ReadManifest reads OUTPUT.json.
@@ -188,25 +222,4 @@ func ReadManifest(path string) (Manifest, error) {
 		return m, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

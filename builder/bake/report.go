@@ -14,23 +14,34 @@ import (
 
 // SealReport is what bainode-seal prints on the console before power-off.
 type SealReport struct {
-	Version          int        `json:"version"`
-	CloudInitStatus  string     `json:"cloud_init_status"`
-	CloudInitVersion string     `json:"cloud_init_version"`
-	SystemdVersion   string     `json:"systemd_version"`
-	CleanCommand     string     `json:"clean_command,omitempty"`
-	MachineID        string     `json:"machine_id,omitempty"` // "uninitialized" or "empty"
-	BakeMachineID    string     `json:"bake_machine_id,omitempty"`
-	BakeHostKeys     []string   `json:"bake_host_keys,omitempty"` // ssh-keygen -l fingerprints
-	Actions          []string   `json:"actions"`
-	Errors           []string   `json:"errors"`
-	Fstrim           string     `json:"fstrim,omitempty"`
+	Version          int      `json:"version"`
+	CloudInitStatus  string   `json:"cloud_init_status"`
+	CloudInitVersion string   `json:"cloud_init_version"`
+	SystemdVersion   string   `json:"systemd_version"`
+	CleanCommand     string   `json:"clean_command,omitempty"`
+	MachineID        string   `json:"machine_id,omitempty"` // "uninitialized" or "empty"
+	BakeMachineID    string   `json:"bake_machine_id,omitempty"`
+	BakeHostKeys     []string `json:"bake_host_keys,omitempty"` // ssh-keygen -l fingerprints
+	Actions          []string `json:"actions"`
+	Errors           []string `json:"errors"`
+	Fstrim           string   `json:"fstrim,omitempty"`
+	// Held are the apt timers and services masked during the bake and
+	// restored by the seal, with their state before and after.
+	Held             []HeldUnit `json:"held,omitempty"`
 	Packages         [][]string `json:"packages,omitempty"` // name, version, arch
 	Kernels          []string   `json:"kernels,omitempty"`
 	CloudInitLogTail string     `json:"cloud_init_log_tail,omitempty"`
 
 	// The NVIDIA module's vermagic per installed kernel, "-" for none.
 	DriverVermagic map[string]string `json:"driver_vermagic,omitempty"`
+}
+
+// HeldUnit is a unit the bake held: masked for the bake's boot, unmasked by the seal.
+type HeldUnit struct {
+	Unit   string `json:"unit"`
+	Before string `json:"before"` // systemctl is-enabled before the bake held it
+	Held   bool   `json:"held"`   // the runtime mask was in place at the seal
+	After  string `json:"after"`  // after the seal restored it
 }
 
 // Markers and frame of bainode-seal's report: the same scheme as the

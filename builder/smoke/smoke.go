@@ -60,15 +60,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.Timeout == 0 {
 		o.Timeout = 15 * time.Minute
 	}
-	if o.MemoryMiB == 0 {
-		o.MemoryMiB = 2048
-	}
-	if o.CPUs == 0 {
-		o.CPUs = 2
-	}
-	if o.Accel == "" {
-		o.Accel = vm.TCG
-	}
+	vm.FillProvision(&o.MemoryMiB, &o.CPUs, &o.Accel)
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}

@@ -208,3 +208,24 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// Provisioning boots (bake, smoke) run cloud-init with apt and Docker, so
+// they default to more than Args' bare guest.
+const (
+	ProvisionMemoryMiB = 2048
+	ProvisionCPUs      = 2
+)
+
+// FillProvision sets the zero ones of a provisioning boot's size and
+// accelerator to their defaults.
+func FillProvision(memoryMiB, cpus *int, accel *Accel) {
+	if *memoryMiB == 0 {
+		*memoryMiB = ProvisionMemoryMiB
+	}
+	if *cpus == 0 {
+		*cpus = ProvisionCPUs
+	}
+	if *accel == "" {
+		*accel = TCG
+	}
+}

@@ -63,6 +63,9 @@ func Args(cfg Config) ([]string, error) {
 		a = append(a, "-nic", "none")
 	} else {
 		a = append(a, "-netdev", netdevOpt(cfg), "-device", "virtio-net-pci,netdev=net0")
+		if cfg.NetDump != "" {
+			a = append(a, "-object", "filter-dump,id=netdump0,netdev=net0,file="+escape(cfg.NetDump))
+		}
 	}
 
 	if cfg.SMBIOSSerial != "" {

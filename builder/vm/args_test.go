@@ -88,6 +88,12 @@ func TestArgs(t *testing.T) {
 			"-chardev", "stdio,id=serial0,signal=off,logfile=/l,,og",
 			"-serial", "chardev:serial0", "-monitor", "none", "-device", "virtio-rng-pci"}),
 	}, {
+		name: "net dump",
+		cfg:  Config{Disk: "/d.qcow2", DiskFormat: FormatQCOW2, SerialLog: "/log", NetDump: "/w,d/net.pcap"},
+		want: argv(common, tcg, []string{"-m", "1024", "-smp", "1",
+			"-drive", "file=/d.qcow2,format=qcow2,if=virtio"}, user,
+			[]string{"-object", "filter-dump,id=netdump0,netdev=net0,file=/w,,d/net.pcap"}, serialTail),
+	}, {
 		name: "no serial log",
 		cfg:  Config{Kernel: "/k", NoNetwork: true},
 		want: argv(common, tcg, []string{"-m", "1024", "-smp", "1", "-kernel", "/k", "-nic", "none",

@@ -93,6 +93,9 @@ type Config struct {
 	Online        bool
 	GuestForwards []GuestForward
 	HostForwards  []HostForward
+	// NetDump writes every frame of the guest's NIC to this pcap file
+	// (QEMU's filter-dump), so a caller can tell what the guest tried.
+	NetDump string
 
 	// SMBIOSSerial sets the SMBIOS system serial number, which cloud-init
 	// reads as its NoCloud "line configuration" (ds=nocloud;s=...).

@@ -40,14 +40,20 @@ and powers off. The disk is then converted to OUT, written atomically,
 with OUT.json beside it: the inputs' sha256, the guest's packages and
 kernels, the seal report, OUT's sha256 and size and the time of each step.
 
-A second bake with the same inputs (base, site plan, payload, format,
-bainode version) reuses OUT and says so. The guest's network is QEMU user
-networking with restrict=on: a bake that tries to reach the network fails.
+A second bake with the same inputs (base, the role's plan, payload, format,
+bainode version) reuses OUT and says so; another node of the same role
+shares the image. The guest's network is QEMU user networking with
+restrict=on, and its NIC is dumped: a bake whose guest tries to reach the
+network (a DNS query, a TCP connection) fails and names what it tried.
+apt-daily, apt-daily-upgrade and unattended-upgrades are held during the
+bake and restored by the seal.
 Carry what it installs on a payload disk (bainode payload), or give
 --online to let the guest reach the network through NAT.
 
-Formats: qcow2 (compressed with zlib, readable by every QEMU), raw (sparse,
-for cloud imports), raw.zst (zstd stream of the raw disk, for bare metal).
+Formats: qcow2 (compressed with zstd on all cores; --compat: zlib, for QEMU
+older than 5.1 as on Ubuntu 20.04 hosts), raw (sparse, for cloud imports),
+raw.zst (zstd stream of the raw disk, for bare metal). The manifest says
+which compression it used.
 
 Examples:
   bainode bake --example vm-test --role all-in-one --base debian-12.qcow2 -o aio.qcow2 --payload payload.img
@@ -59,6 +65,7 @@ Examples:
 			&cli.StringFlag{Name: "base", Usage: "base disk `IMAGE` (raw or qcow2)", Required: true},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE`", Required: true},
 			&cli.StringFlag{Name: "format", Value: "qcow2", Usage: "output format: " + strings.Join(formats, ", ")},
+			&cli.BoolFlag{Name: "compat", Usage: "qcow2 with zlib instead of zstd, for QEMU older than 5.1 (Ubuntu 20.04 hosts)"},
 			&cli.StringFlag{Name: "disk-size", Usage: "grow the disk to `SIZE` (e.g. 20G) before the boot"},
 			&cli.StringFlag{Name: "payload", Usage: "payload disk `FILE` (bainode payload) for an offline bake"},
 			&cli.BoolFlag{Name: "online", Usage: "give the guest NAT to the network (no payload then)"},
@@ -110,7 +117,7 @@ func runBake(c *cli.Context) error {
 	o := bake.Options{
 		Base: c.String("base"), Kernel: c.String("kernel"), Initrd: c.String("initrd"), Append: c.String("append"),
 		Seed: files, Payload: c.String("payload"), Online: c.Bool("online"),
-		Output: c.String("output"), Format: bake.Format(c.String("format")), DiskSize: size,
+		Output: c.String("output"), Format: bake.Format(c.String("format")), Compat: c.Bool("compat"), DiskSize: size,
 		Accel: accel, MemoryMiB: c.Int("memory"), Timeout: c.Duration("timeout"), Keep: c.Bool("keep"),
 		Version: version, HashCache: filepath.Join(cache, "bainode", "bake-hashes"),
 		Progress: os.Stderr,

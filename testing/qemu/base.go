@@ -47,7 +47,9 @@ type Image struct {
 	Append string
 	// Bootloader is false where the build could not loop-mount the file
 	// system to install extlinux; boot Kernel and Initrd directly then.
-	Bootloader    bool
+	Bootloader bool
+	// UEFI is true where the disk also boots under OVMF (GRUB on its ESP).
+	UEFI          bool
 	KernelVersion string
 }
 
@@ -57,6 +59,7 @@ type manifest struct {
 	RootUUID      string `json:"root_uuid"`
 	Append        string `json:"append"`
 	Bootloader    bool   `json:"bootloader"`
+	UEFI          bool   `json:"uefi"`
 }
 
 // RecipeHash identifies the base's recipe; it names the cache directory.
@@ -81,12 +84,15 @@ func CacheDir() (string, error) {
 
 // BuildTools are the programs the base build runs, with their Debian packages.
 var BuildTools = map[string]string{
-	"mmdebstrap": "mmdebstrap",
-	"mkfs.ext4":  "e2fsprogs",
-	"sfdisk":     "fdisk",
-	"losetup":    "mount",
-	"extlinux":   "extlinux",
-	"qemu-img":   "qemu-utils",
+	"mmdebstrap":   "mmdebstrap",
+	"mkfs.ext4":    "e2fsprogs",
+	"sfdisk":       "fdisk",
+	"losetup":      "mount",
+	"extlinux":     "extlinux",
+	"grub-mkimage": "grub-common",
+	"mkfs.vfat":    "dosfstools",
+	"mcopy":        "mtools",
+	"qemu-img":     "qemu-utils",
 }
 
 // Base returns the cached base image, building it first if it is missing.
@@ -129,13 +135,22 @@ func Base(ctx context.Context, logw io.Writer) (Image, error) {
 	return load(dir)
 }
 
-// pruneOthers removes bases of older recipes (about 800 MB each). A VM
-// still running on one keeps its open backing file.
+// pruneAfter is how long a base of another recipe may go unused before a
+// build removes it: branches with different recipes share the cache, and
+// must not remove each other's bases mid-run.
+const pruneAfter = 24 * time.Hour
+
+// pruneOthers removes bases of other recipes (about 800 MB each) that no
+// run has loaded for pruneAfter. A VM still running on one keeps its open
+// backing file.
 func pruneOthers(root, keep string, logw io.Writer) {
 	entries, _ := os.ReadDir(root)
 	for _, e := range entries {
 		name := e.Name()
 		if !e.IsDir() || name == keep || len(name) != 64 || strings.Trim(name, "0123456789abcdef") != "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(root, name, "base.json")); err == nil && time.Since(fi.ModTime()) < pruneAfter {
 			continue
 		}
 		if err := removeUnmounted(filepath.Join(root, name)); err != nil {
@@ -152,6 +167,9 @@ func load(dir string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	// base.json's mtime says when the base was last used (see pruneOthers).
+	now := time.Now()
+	os.Chtimes(filepath.Join(dir, "base.json"), now, now)
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Image{}, fmt.Errorf("%s: %w", filepath.Join(dir, "base.json"), err)
@@ -163,6 +181,7 @@ func load(dir string) (Image, error) {
 		Initrd:        filepath.Join(dir, "initrd.img"),
 		Append:        m.Append,
 		Bootloader:    m.Bootloader,
+		UEFI:          m.UEFI,
 		KernelVersion: m.KernelVersion,
 	}
 	for _, p := range []string{img.Disk, img.Kernel, img.Initrd} {

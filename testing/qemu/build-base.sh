@@ -1,6 +1,8 @@
 #!/bin/bash
-# Builds the Debian 12 VM test base: an MBR disk with one ext4 partition that
-# boots by itself through extlinux, plus the kernel and initrd next to it.
+# Builds the Debian 12 VM test base: an MBR disk that boots by itself under
+# SeaBIOS (extlinux in the ext4 root partition) and under OVMF (GRUB at the
+# removable path of an EFI system partition, which loads /vmlinuz and
+# /initrd.img of the root found by UUID), plus the kernel and initrd next to it.
 #
 # Inputs (environment, set by base.go):
 #   OUT       empty directory that receives disk.qcow2, vmlinuz, initrd.img, base.json
@@ -9,7 +11,8 @@
 #   SIZE_MIB  virtual disk size
 # Needs root: mmdebstrap's root mode keeps file owners, and extlinux wants a
 # mounted file system (loop device). Without loop devices the disk is left
-# without a boot loader and callers boot vmlinuz/initrd.img directly.
+# without the BIOS boot loader and callers boot vmlinuz/initrd.img directly
+# (UEFI needs no loop device: the ESP is built with mtools).
 set -euo pipefail
 
 : "${OUT:?}" "${SOURCES:?}" "${PACKAGES:?}" "${SIZE_MIB:?}"
@@ -92,14 +95,36 @@ LABEL debian
   APPEND $cmdline
 CONF
 
+# The kernel's links in / follow upgrades; GRUB boots through them.
+[ -e "$rootfs/vmlinuz" ] || ln -s "boot/vmlinuz-$kver" "$rootfs/vmlinuz"
+[ -e "$rootfs/initrd.img" ] || ln -s "boot/initrd.img-$kver" "$rootfs/initrd.img"
+
+step "EFI system partition (GRUB, removable path)"
+esp_mib=32
+esp=$work/esp.img
+cat >"$work/grub.cfg" <<CFG
+search --no-floppy --fs-uuid --set=root $uuid
+linux /vmlinuz $cmdline
+initrd /initrd.img
+boot
+CFG
+grub-mkimage -O x86_64-efi -p /EFI/BOOT -c "$work/grub.cfg" -o "$work/BOOTX64.EFI" \
+	part_msdos fat ext2 search search_fs_uuid linux boot all_video
+mkfs.vfat -C -n BAINODE-ESP "$esp" $((esp_mib * 1024)) >/dev/null
+mmd -i "$esp" ::/EFI ::/EFI/BOOT
+mcopy -i "$esp" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+
 step "ext4 file system and MBR disk (${SIZE_MIB} MiB)"
 disk=$work/disk.raw
-offset=$((1024 * 1024))
+# ESP first, root last: growpart can then grow the root into a bigger disk.
+offset=$(((1 + esp_mib) * 1024 * 1024))
 truncate -s "${SIZE_MIB}M" "$disk"
-printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk --quiet "$disk"
+printf 'label: dos\nstart=2048, size=%dMiB, type=ef\nstart=%d, type=83, bootable\n' \
+	"$esp_mib" $((offset / 512)) | sfdisk --quiet "$disk"
+dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc status=none
 # syslinux 6.04 cannot read ext4 with 64bit block numbers.
 mkfs.ext4 -q -F -L bainode-root -U "$uuid" -O ^64bit -d "$rootfs" \
-	-E offset=$offset "$disk" $((SIZE_MIB - 1))M
+	-E offset=$offset "$disk" $((SIZE_MIB - 1 - esp_mib))M
 
 bootloader=false
 mkdir -p "$mnt"
@@ -122,6 +147,6 @@ step "convert to qcow2"
 qemu-img convert -f raw -O qcow2 "$disk" "$OUT/disk.qcow2"
 
 cat >"$OUT/base.json" <<JSON
-{"kernel_version": "$kver", "root_uuid": "$uuid", "append": "$cmdline", "bootloader": $bootloader}
+{"kernel_version": "$kver", "root_uuid": "$uuid", "append": "$cmdline", "bootloader": $bootloader, "uefi": true}
 JSON
 step "done"
