@@ -240,7 +240,7 @@ func TestCacheKey(t *testing.T) {
 	// Another node of the role, with its own address and name, bakes the
 	// same image: nothing node-specific is in the key.
 	site, n := testSite(t, "4096")
-	n.Hostname, n.IP, n.Gateway = "bai-vm7", "10.20.30.77/24", "10.20.30.1"
+	n.Hostname, n.IP, n.Gateway, n.MAC = "bai-vm7", "10.20.30.77/24", "10.20.30.1", "52:54:00:12:34:77"
 	o = opts("4096")
 	o.Seed = renderSeed(t, site, n)
 	if !strings.Contains(string(o.Seed.NetworkConfig), "10.20.30.77") || !strings.Contains(string(o.Seed.UserData), "bai-vm7") {
