@@ -71,10 +71,13 @@ type SystemArea struct {
 	// boot_hybrid.img, or cut from a source medium.
 	Code  []byte
 	Patch CodePatch
-	// ProtectiveBootable sets the active flag on the protective MBR entry
-	// (xorriso's --mbr-force-bootable; some BIOSes want one).
+	// ProtectiveBootable sets the active flag on the protective MBR entry.
 	ProtectiveBootable bool
-	Partitions         []Partition
+	// ForceBootable adds a second, active, one-sector MBR entry next to
+	// the protective one (xorriso's --mbr-force-bootable): some BIOSes
+	// boot a disk only when an MBR entry is active.
+	ForceBootable bool
+	Partitions    []Partition
 }
 
 // GPT partition types, in on-disk byte order.
@@ -142,6 +145,9 @@ func writeSystemArea(f io.WriterAt, sa SystemArea, parts []resolved, total int64
 		}
 	case GPT:
 		putMBREntry(mbr[446:], sa.ProtectiveBootable, 0xee, 1, min(sectors-1, 0xffffffff))
+		if sa.ForceBootable {
+			putMBREntry(mbr[462:], true, 0x00, 0, 1)
+		}
 		if err := writeGPT(f, parts, sectors, seed); err != nil {
 			return err
 		}
@@ -242,12 +248,13 @@ func derivedGUID(seed []byte, n byte) (g [16]byte) {
 
 // parsedArea is the system area found on a medium.
 type parsedArea struct {
-	Code       []byte
-	Scheme     Scheme
-	MBRParts   []mbrEntry
-	GPTParts   []gptEntry
-	ProtBoot   bool
-	rawMBRPart [4][16]byte
+	Code      []byte
+	Scheme    Scheme
+	MBRParts  []mbrEntry
+	GPTParts  []gptEntry
+	ProtBoot  bool
+	ForceBoot bool
+	MBR       []byte // the whole first sector
 }
 
 type mbrEntry struct {
@@ -273,13 +280,13 @@ func readSystemArea(r io.ReaderAt) (*parsedArea, error) {
 		return pa, nil
 	}
 	pa.Code = append([]byte(nil), b[:432]...)
+	pa.MBR = append([]byte(nil), b[:512]...)
 	if b[510] != 0x55 || b[511] != 0xaa {
 		return pa, nil
 	}
 	pa.Scheme = MBR
 	for i := 0; i < 4; i++ {
 		e := b[446+16*i : 462+16*i]
-		copy(pa.rawMBRPart[i][:], e)
 		if e[4] == 0 && binary.LittleEndian.Uint32(e[12:]) == 0 {
 			continue
 		}
@@ -287,6 +294,9 @@ func readSystemArea(r io.ReaderAt) (*parsedArea, error) {
 			pa.Scheme = GPT
 			pa.ProtBoot = e[0] == 0x80
 			continue
+		}
+		if e[0] == 0x80 && e[4] == 0 && binary.LittleEndian.Uint32(e[8:]) == 0 && binary.LittleEndian.Uint32(e[12:]) == 1 {
+			pa.ForceBoot = true
 		}
 		pa.MBRParts = append(pa.MBRParts, mbrEntry{
 			Bootable: e[0] == 0x80, Type: e[4],
