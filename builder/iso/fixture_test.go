@@ -22,11 +22,11 @@ var fixtureScript []byte
 // fixtureTools are what testdata/fixture.sh and the checks run, with their
 // Debian packages.
 var fixtureTools = map[string]string{
-	"xorriso":     "xorriso",
-	"mkfs.vfat":   "dosfstools",
-	"mcopy":       "mtools",
+	"xorriso":      "xorriso",
+	"mkfs.vfat":    "dosfstools",
+	"mcopy":        "mtools",
 	"grub-mkimage": "grub-common (grub-pc-bin)",
-	"md5sum":      "coreutils",
+	"md5sum":       "coreutils",
 }
 
 // fixtureInputs are the Debian files the fixtures are made of.

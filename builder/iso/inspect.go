@@ -4,14 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
-	"sort"
 	"time"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
 // Medium is what bainode learns from an existing ISO: its tree, its boot
@@ -44,10 +38,6 @@ func Inspect(p string) (*Medium, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	vi, err := readPVD(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -59,14 +49,11 @@ func Inspect(p string) (*Medium, error) {
 	}
 	m.Modified = pvdTime(pvd[830:847])
 
-	fsys, err := iso9660.Read(file.New(f, true), fi.Size(), 0, Block)
+	files, byLBA, err := readTree(f, p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	byLBA := map[uint32]File{}
-	if err := walkISO(fsys, p, ".", &m.Files, byLBA); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
+	m.Files = files
 
 	if m.Area, err = readSystemArea(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -118,53 +105,6 @@ func (pa *parsedArea) partitionAt(start uint64) uint64 {
 		}
 	}
 	return 0
-}
-
-func walkISO(fsys *iso9660.FileSystem, src, dir string, out *[]File, byLBA map[uint32]File) error {
-	ents, err := fsys.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("read dir %s: %w", dir, err)
-	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	for _, d := range ents {
-		p := path.Join(dir, d.Name())
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, _ := info.Sys().(*iso9660.StatT)
-		if st == nil {
-			return fmt.Errorf("%s: no ISO 9660 metadata", p)
-		}
-		f := File{Path: p, ModTime: info.ModTime(), Mode: info.Mode() & fs.ModePerm}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0 || st.LinkTarget != "":
-			f.Link = st.LinkTarget
-		case info.IsDir():
-			f.Dir = true
-		default:
-			if info.Size() >= 1<<32-Block {
-				return fmt.Errorf("%s: %d bytes; files of 4 GiB and more (multi-extent) are not supported", p, info.Size())
-			}
-			f.Content = Content{Path: src, Offset: int64(st.Location) * Block, Size: info.Size()}
-		}
-		if f.Mode == 0 {
-			f.Mode = 0o444
-			if f.Dir {
-				f.Mode = 0o555
-			}
-		}
-		*out = append(*out, f)
-		if !f.Dir && f.Link == "" && info.Size() > 0 {
-			byLBA[st.Location] = f
-		}
-		if f.Dir {
-			if err := walkISO(fsys, src, p, out, byLBA); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // pvdTime parses a 17-byte volume descriptor time.
