@@ -31,6 +31,7 @@ var bootModes = []bootMode{
 	{name: "uefi-cd", uefi: true, cdrom: true},
 	{name: "uefi-disk", uefi: true},
 	{name: "uefi-sb-cd", uefi: true, secureBoot: true, cdrom: true},
+	{name: "uefi-sb-disk", uefi: true, secureBoot: true},
 }
 
 const ovmfDir = "/usr/share/OVMF"
@@ -64,6 +65,9 @@ func TestBootRemastered(t *testing.T) {
 					console := bootProbe(t, r.out, mode)
 					if !wantArgs.MatchString(console) {
 						t.Errorf("console lacks the autoinstall arguments before ---:\n%s", tail(console, 30))
+					}
+					if mode.secureBoot && !strings.Contains(console, "PROBE secureboot: Secure boot enabled") {
+						t.Errorf("the kernel did not report Secure Boot enabled:\n%s", tail(console, 30))
 					}
 					if !strings.Contains(console, wantSeed) {
 						t.Errorf("console lacks %q:\n%s", wantSeed, tail(console, 30))

@@ -37,7 +37,7 @@ var ProbeSeedFiles = []string{"nocloud/user-data", "nocloud/meta-data", "autoins
 
 // probeModules are what reads an ISO 9660 medium from an AHCI CD-ROM or a
 // virtio disk; their dependencies come from modules.dep.
-var probeModules = []string{"isofs", "sr_mod", "ahci", "virtio_blk"}
+var probeModules = []string{"isofs", "sr_mod", "ahci", "virtio_pci", "virtio_blk"}
 
 func probeInit() string {
 	var b strings.Builder
@@ -50,6 +50,7 @@ for m in $(cat /modules.order); do insmod /lib/modules/$m; done
 exec >/dev/ttyS0 2>&1
 echo "` + ProbeBegin + `"
 echo "PROBE cmdline: $(cat /proc/cmdline)"
+echo "PROBE secureboot: $(dmesg | grep -o 'Secure boot [a-z]*' | head -n 1)"
 mkdir -p /m
 found=
 i=0
