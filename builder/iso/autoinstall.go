@@ -21,6 +21,7 @@ const SeedDir = "nocloud"
 type Seed struct {
 	UserData []byte // #cloud-config with an autoinstall: section
 	MetaData []byte
+	Secret   bool // the output gets mode 0600
 }
 
 // KernelArgs are the arguments the installer needs; they go before "---" so
@@ -283,6 +284,7 @@ func RemasterAutoinstall(src, out string, seed Seed, epoch time.Time) (Autoinsta
 	if err != nil {
 		return res, err
 	}
+	spec.Secret = seed.Secret
 	res.Notes = append(res.Notes, notes...)
 	if !hasDiskInfo(m) {
 		res.Notes = append(res.Notes, "no /.disk/info on the source: Ubuntu's signed UEFI GRUB finds the medium by it")

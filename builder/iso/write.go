@@ -88,6 +88,9 @@ type Spec struct {
 	Appended []Content // partitions after the volume, 2048-aligned
 	// Epoch is the time every stamp is clamped to (SOURCE_DATE_EPOCH).
 	Epoch time.Time
+	// Secret makes the output 0600 from its first byte (a per-node seed
+	// holds password hashes and keys).
+	Secret bool
 }
 
 // Layout is where Write put the boot images, in 2048-byte blocks.
@@ -126,7 +129,11 @@ func Write(spec Spec, out string) (Layout, error) {
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}()
-	if err := tmp.Chmod(0o644); err != nil {
+	mode := fs.FileMode(0o644)
+	if spec.Secret {
+		mode = 0o600
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		return Layout{}, err
 	}
 	lay, err := write(spec, ws, tmp)
