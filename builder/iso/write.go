@@ -195,7 +195,8 @@ func write(spec Spec, ws string, out *os.File) (Layout, error) {
 	if err := os.Chmod(ws, 0o755); err != nil {
 		return Layout{}, err
 	}
-	if err := populate(ws, spec); err != nil {
+	deferred := deferLarge(spec)
+	if err := populate(ws, spec, deferred); err != nil {
 		return Layout{}, err
 	}
 	var et *iso9660.ElTorito
@@ -228,6 +229,9 @@ func write(spec Spec, ws string, out *os.File) (Layout, error) {
 		return Layout{}, fmt.Errorf("iso9660: %w", err)
 	}
 	if err := normalize(out, spec.Epoch, spec.VolumeID); err != nil {
+		return Layout{}, err
+	}
+	if err := fillDeferred(out, deferred); err != nil {
 		return Layout{}, err
 	}
 	vi, err := readPVD(out)
@@ -377,7 +381,7 @@ func bootInfoTable(f *os.File, ext Span) error {
 // populate materialises the tree in go-diskfs's workspace: hard links where
 // the source is a whole host file on the same file system, copies
 // otherwise. Directories get their times last, after their children.
-func populate(ws string, spec Spec) error {
+func populate(ws string, spec Spec, deferred map[string]Content) error {
 	files := append([]File(nil), spec.Files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	var dirs []File
@@ -399,7 +403,13 @@ func populate(ws string, spec Spec) error {
 			}
 			continue
 		}
-		if err := materialise(dst, f.Content, perm(f.Mode, 0o644)); err != nil {
+		if c, ok := deferred[f.Path]; ok {
+			// A sparse stand-in: go-diskfs lays it out and writes zeros,
+			// bainode then copies the bytes straight to their place.
+			if err := sparse(dst, c, perm(f.Mode, 0o644)); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		} else if err := materialise(dst, f.Content, perm(f.Mode, 0o644)); err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 		t := f.ModTime
@@ -428,6 +438,73 @@ func populate(ws string, spec Spec) error {
 		if err := os.Chtimes(filepath.Join(ws, filepath.FromSlash(dirs[i].Path)), t, t); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deferLarge picks the files to copy after go-diskfs is done: big ranges
+// of another file (a source ISO), which would otherwise be copied into the
+// workspace first and cost their size in extra disk. Boot images are
+// excluded: go-diskfs reads them for the boot info table.
+func deferLarge(spec Spec) map[string]Content {
+	boot := map[string]bool{}
+	for _, b := range spec.Boot {
+		boot[b.Path] = true
+	}
+	out := map[string]Content{}
+	for _, f := range spec.Files {
+		c := f.Content
+		if f.Dir || f.Link != "" || c.Path == "" || boot[f.Path] || (c.Offset == 0 && c.Size < 0) {
+			continue
+		}
+		if c.Size >= 1<<20 {
+			out[f.Path] = c
+		}
+	}
+	return out
+}
+
+func sparse(dst string, c Content, mode fs.FileMode) error {
+	n, err := c.size()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// fillDeferred copies the deferred files to where the volume's directory
+// records put them.
+func fillDeferred(out *os.File, deferred map[string]Content) error {
+	if len(deferred) == 0 {
+		return nil
+	}
+	files, _, err := readTree(out, "")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		c, ok := deferred[f.Path]
+		if !ok {
+			continue
+		}
+		if f.Content.Size != c.Size {
+			return fmt.Errorf("%s: %d bytes on the volume, %d in the source", f.Path, f.Content.Size, c.Size)
+		}
+		if _, err := copyContent(out, f.Content.Offset, c); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		delete(deferred, f.Path)
+	}
+	for p := range deferred {
+		return fmt.Errorf("%s: not found on the written volume", p)
 	}
 	return nil
 }
