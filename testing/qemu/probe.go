@@ -15,6 +15,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // The probe is a tiny initramfs for boot tests of installer media: it
@@ -101,7 +103,7 @@ func Probe(ctx context.Context, img Image) (string, error) {
 		return out, nil
 	}
 
-	files, err := initrdFiles(ctx, img.Initrd)
+	files, err := initrdFiles(img.Initrd)
 	if err != nil {
 		return "", fmt.Errorf("probe: read %s: %w", img.Initrd, err)
 	}
@@ -197,7 +199,7 @@ func moduleClosure(dep string, want []string) ([]string, error) {
 
 // initrdFiles unpacks the regular files of a (gzip, zstd or plain, possibly
 // concatenated) newc initramfs.
-func initrdFiles(ctx context.Context, p string) (map[string][]byte, error) {
+func initrdFiles(p string) (map[string][]byte, error) {
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
@@ -226,11 +228,14 @@ func initrdFiles(ctx context.Context, p string) (map[string][]byte, error) {
 			_, err = readCPIO(b, files)
 			return files, err
 		case bytes.HasPrefix(raw, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			cmd := exec.CommandContext(ctx, "zstd", "-dc")
-			cmd.Stdin = bytes.NewReader(raw)
-			b, err := cmd.Output()
+			zr, err := zstd.NewReader(bytes.NewReader(raw))
 			if err != nil {
-				return nil, fmt.Errorf("zstd -dc (package zstd): %w", err)
+				return nil, err
+			}
+			b, err := io.ReadAll(zr)
+			zr.Close()
+			if err != nil {
+				return nil, fmt.Errorf("zstd: %w", err)
 			}
 			_, err = readCPIO(b, files)
 			return files, err
