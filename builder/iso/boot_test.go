@@ -42,14 +42,7 @@ const ovmfDir = "/usr/share/OVMF"
 // got them, and the seed's sha256 as read from the medium.
 func TestBootRemastered(t *testing.T) {
 	fx := needFixtures(t)
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		skipOrFail(t, "qemu-system-x86_64 not found (package qemu-system-x86)")
-	}
-	for _, f := range []string{"OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd"} {
-		if _, err := os.Stat(filepath.Join(ovmfDir, f)); err != nil {
-			skipOrFail(t, ovmfDir+"/"+f+" missing (package ovmf)")
-		}
-	}
+	needBootTools(t)
 	seed := testSeed()
 	sum := sha256.Sum256(seed.UserData)
 	wantSeed := "PROBE sha256 " + hex.EncodeToString(sum[:]) + " nocloud/user-data"
@@ -75,6 +68,18 @@ func TestBootRemastered(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+func needBootTools(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		skipOrFail(t, "qemu-system-x86_64 not found (package qemu-system-x86)")
+	}
+	for _, f := range []string{"OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd"} {
+		if _, err := os.Stat(filepath.Join(ovmfDir, f)); err != nil {
+			skipOrFail(t, ovmfDir+"/"+f+" missing (package ovmf)")
+		}
 	}
 }
 
