@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
@@ -219,7 +220,7 @@ func write(spec Spec, ws string, out *os.File) (Layout, error) {
 			et.Entries = append(et.Entries, e)
 		}
 	}
-	fsys, err := iso9660.Create(file.New(out, false), 0, 0, Block, ws)
+	fsys, err := iso9660.Create(freshBackend{file.New(out, false), out}, 0, 0, Block, ws)
 	if err != nil {
 		return Layout{}, fmt.Errorf("iso9660: %w", err)
 	}
@@ -316,6 +317,27 @@ func sizeOf(spec Spec, p string) int64 {
 		}
 	}
 	return 0
+}
+
+// freshBackend hands go-diskfs a writer that drops all-zero writes: the
+// output starts empty, so zeros are already there. go-diskfs writes files
+// in 2 KiB pieces, and the sparse stand-ins of deferred files are all zeros.
+type freshBackend struct {
+	backend.Storage
+	f *os.File
+}
+
+func (b freshBackend) Writable() (backend.WritableFile, error) { return zeroSkipper{b.f}, nil }
+
+type zeroSkipper struct{ *os.File }
+
+func (z zeroSkipper) WriteAt(p []byte, off int64) (int, error) {
+	for _, c := range p {
+		if c != 0 {
+			return z.File.WriteAt(p, off)
+		}
+	}
+	return len(p), nil
 }
 
 // resolve turns the system area's partitions into sector ranges.
