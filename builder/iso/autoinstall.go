@@ -286,6 +286,11 @@ func RemasterAutoinstall(src, out string, seed Seed, epoch time.Time) (Autoinsta
 	}
 	spec.Secret = seed.Secret
 	res.Notes = append(res.Notes, notes...)
+	if n, err := espGrubCfg(m); err != nil {
+		return res, err
+	} else if n > 0 {
+		res.Notes = append(res.Notes, "the ESP holds a grub.cfg; bainode keeps the ESP byte-identical and does not add the arguments there (Ubuntu's points at the ISO's /boot/grub/grub.cfg)")
+	}
 	if !hasDiskInfo(m) {
 		res.Notes = append(res.Notes, "no /.disk/info on the source: Ubuntu's signed UEFI GRUB finds the medium by it")
 	}
@@ -298,6 +303,32 @@ func RemasterAutoinstall(src, out string, seed Seed, epoch time.Time) (Autoinsta
 	}
 	sort.Strings(res.Changed)
 	return res, nil
+}
+
+// espGrubCfg counts FAT directory entries named GRUB.CFG in the EFI boot
+// images (a scan for the 8.3 name: enough to tell the user, no FAT parser).
+func espGrubCfg(m *Medium) (int, error) {
+	n := 0
+	for _, e := range m.Boot {
+		if e.Platform != EFI || e.Size > 256<<20 {
+			continue
+		}
+		b, err := readRange(m.Path, int64(e.LBA)*Block, e.Size)
+		if err != nil {
+			return 0, err
+		}
+		for off := 0; off < len(b); {
+			i := bytes.Index(b[off:], []byte("GRUB    CFG"))
+			if i < 0 {
+				break
+			}
+			if (off+i)%32 == 0 {
+				n++
+			}
+			off += i + 1
+		}
+	}
+	return n, nil
 }
 
 func hasDiskInfo(m *Medium) bool {

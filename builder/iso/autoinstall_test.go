@@ -97,7 +97,10 @@ func TestRegenMD5(t *testing.T) {
 func TestWriteFromScratch(t *testing.T) {
 	dir := t.TempDir()
 	esp := filepath.Join(dir, "esp.img")
-	if err := os.WriteFile(esp, make([]byte, 64*1024), 0o644); err != nil {
+	espData := make([]byte, 64*1024)
+	copy(espData[4096:], "GRUB    CFG") // a FAT directory entry's name
+	copy(espData[5000:], "GRUB    CFG") // not at an entry boundary
+	if err := os.WriteFile(esp, espData, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	boot := make([]byte, 4096)
@@ -128,6 +131,9 @@ func TestWriteFromScratch(t *testing.T) {
 	}
 	if len(m.Boot) != 2 || !m.Boot[0].InfoTable || !m.Boot[0].GRUB2Info || m.Boot[1].LBA != lay.Appended[0].LBA || m.Area.Scheme != GPT {
 		t.Errorf("read back: %s, %+v", m.Describe(), m.Boot)
+	}
+	if n, err := espGrubCfg(m); err != nil || n != 1 {
+		t.Errorf("espGrubCfg: %d, %v; want 1", n, err)
 	}
 	names := map[string]File{}
 	for _, f := range m.Files {
