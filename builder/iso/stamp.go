@@ -28,11 +28,12 @@ func normalize(f *os.File, epoch time.Time, volumeID string) error {
 		copy(pvd[off:off+17], stamp)
 	}
 	copy(pvd[847:864], "0000000000000000\x00") // no expiration
+	root := pvd[156 : 156+34]
+	w := &walker{f: f, epoch: epoch.UTC(), seen: map[uint32]bool{}}
+	w.clamp7(root[18:25]) // the root's record in the descriptor
 	if _, err := f.WriteAt(pvd, 16*Block); err != nil {
 		return err
 	}
-	root := pvd[156 : 156+34]
-	w := &walker{f: f, epoch: epoch.UTC(), seen: map[uint32]bool{}}
 	return w.dir(binary.LittleEndian.Uint32(root[2:6]), binary.LittleEndian.Uint32(root[10:14]))
 }
 
