@@ -51,11 +51,11 @@ mcopy -i "$1" /usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed ::/EFI/boot/grub
 	sum := sha256.Sum256(seed)
 	wantSeed := "PROBE sha256 " + hex.EncodeToString(sum[:]) + " nocloud/user-data"
 	wantArgs := regexp.MustCompile(`PROBE cmdline: .*bainode\.deploy=1 ds=nocloud;s=/cdrom/nocloud/`)
+	// Two boots cover both firmwares and both media; the remaster tests
+	// boot the same loaders in every combination.
 	for _, mode := range []bootMode{
-		{name: "bios-cd", cdrom: true},
 		{name: "bios-disk"},
-		{name: "uefi-cd", uefi: true, cdrom: true},
-		{name: "uefi-sb-disk", uefi: true, secureBoot: true},
+		{name: "uefi-sb-cd", uefi: true, secureBoot: true, cdrom: true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
