@@ -196,7 +196,7 @@ func editGPT(head []byte, diskSize int64) (Layout, error) {
 	l.SeedPart = free + 1
 
 	backupEnt := sects - 1 - entSects
-	le.PutUint64(h[32:], uint64(sects-1))  // alternate header
+	le.PutUint64(h[32:], uint64(sects-1))     // alternate header
 	le.PutUint64(h[48:], uint64(backupEnt-1)) // last usable
 	le.PutUint32(h[88:], crc32.ChecksumIEEE(entries))
 	sealHeader(h[:hdrSize])
