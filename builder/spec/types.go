@@ -55,7 +55,7 @@ type Node struct {
 	Target    string   `yaml:"target"`
 	// Disk picks the disk an image deploy writes; nil means the only disk.
 	Disk     *Disk `yaml:"disk"`
-	Settings  `yaml:",inline"`
+	Settings `yaml:",inline"`
 }
 
 // Disk is a node's target disk rule for image deploys. Every set key must
