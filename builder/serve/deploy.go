@@ -18,6 +18,7 @@ import (
 	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/inventory"
+	"github.com/lablup/bainode/builder/spec"
 )
 
 // Image mode: a node whose role has a baked image boots the deploy
@@ -43,7 +44,7 @@ type Deploy struct {
 	// (bake.ManifestPath).
 	Images map[string]string
 	// Disk returns the node's disk rule from the site.
-	Disk func(site []byte, hostname string) (deploy.DiskRule, error)
+	Disk func(site []byte, n inventory.Node) (deploy.DiskRule, error)
 	// KernelArgs are added to the deploy kernel's command line (consoles).
 	KernelArgs string
 }
@@ -242,7 +243,7 @@ func (s *server) deployNode(w http.ResponseWriter, r *http.Request) {
 	}
 	var rule deploy.DiskRule
 	if s.cfg.Deploy.Disk != nil {
-		if rule, err = s.cfg.Deploy.Disk(site.YAML, e.node.Hostname); err != nil {
+		if rule, err = s.cfg.Deploy.Disk(site.YAML, e.node); err != nil {
 			s.log.Error("deploy: disk rule", "node", e.node.Hostname, "err", err)
 			http.Error(w, "render failed", http.StatusInternalServerError)
 			return
@@ -302,4 +303,25 @@ func (s *server) redeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.addEvent(w, r, inventory.Event{Node: host, Stage: DeployStage, Result: deploy.StageArmed,
 		Detail: "re-armed: the next network boot deploys the image again"})
+}
+
+// CheckDeploy loads d as Handlers will, so a bad flag fails at start.
+func CheckDeploy(d *Deploy) error {
+	_, err := loadDeploy(d)
+	return err
+}
+
+// SiteDisk is the Deploy.Disk of bainode sites: the node's disk: rule.
+func SiteDisk(site []byte, n inventory.Node) (deploy.DiskRule, error) {
+	_, node, err := siteNode(site, n)
+	if err != nil || node.Disk == nil {
+		return deploy.DiskRule{}, err
+	}
+	r := deploy.DiskRule{ByPath: node.Disk.ByPath, Serial: node.Disk.Serial}
+	if node.Disk.Size != "" {
+		if r.Size, err = spec.DiskSize(node.Disk.Size); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }

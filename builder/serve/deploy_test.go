@@ -13,6 +13,7 @@ import (
 
 	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/deploy"
+	"github.com/lablup/bainode/builder/inventory"
 	"github.com/lablup/bainode/builder/serve"
 )
 
@@ -45,8 +46,8 @@ func newDeployFixture(t *testing.T) *deployFixture {
 			Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
 			Images:     map[string]string{"agent": filepath.Join(dir, "agent.raw.zst")},
 			KernelArgs: "console=ttyS0",
-			Disk: func(site []byte, host string) (deploy.DiskRule, error) {
-				return deploy.DiskRule{Serial: "SER-" + host}, nil
+			Disk: func(site []byte, n inventory.Node) (deploy.DiskRule, error) {
+				return deploy.DiskRule{Serial: "SER-" + n.Hostname}, nil
 			},
 		}
 	})
