@@ -93,6 +93,10 @@ type Config struct {
 	Online        bool
 	GuestForwards []GuestForward
 	HostForwards  []HostForward
+	// TFTP and BootFile make QEMU's DHCP offer BootFile from its built-in
+	// TFTP server rooted at TFTP, and the guest boot from the network
+	// first (the NIC's iPXE ROM), then from its disks.
+	TFTP, BootFile string
 
 	// SMBIOSSerial sets the SMBIOS system serial number, which cloud-init
 	// reads as its NoCloud "line configuration" (ds=nocloud;s=...).
