@@ -163,3 +163,28 @@ func TestDeployAssets(t *testing.T) {
 		t.Errorf("double slash: %d, want 404, not a redirect", code)
 	}
 }
+
+func TestSiteDisk(t *testing.T) {
+	site := []byte(`version: 1
+nodes:
+  - hostname: gpu1
+    role: agent
+    disk:
+      serial: S4EVNX0
+      size: 960G
+  - hostname: gpu2
+    role: agent
+`)
+	r, err := serve.SiteDisk(site, inventory.Node{Hostname: "gpu1", Role: "agent"})
+	if err != nil || r != (deploy.DiskRule{Serial: "S4EVNX0", Size: 960e9}) {
+		t.Errorf("gpu1: %+v, %v", r, err)
+	}
+	if r, err := serve.SiteDisk(site, inventory.Node{Hostname: "gpu2", Role: "agent"}); err != nil || r != (deploy.DiskRule{}) {
+		t.Errorf("gpu2 (no rule: the only disk): %+v, %v", r, err)
+	}
+	// A node added with overrides carries its own rule.
+	r, err = serve.SiteDisk(site, inventory.Node{Hostname: "gpu9", Role: "agent", Overrides: []byte("disk: {by_path: pci-0000:00:04.0}\n")})
+	if err != nil || r.ByPath != "pci-0000:00:04.0" {
+		t.Errorf("gpu9 with overrides: %+v, %v", r, err)
+	}
+}
