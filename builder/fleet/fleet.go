@@ -82,6 +82,9 @@ type Event struct {
 type NodeStatus struct {
 	Event
 	Role string `json:"role,omitempty"`
+	// Deploy is the latest image-deploy stage (deploying, deployed,
+	// failed, armed), when bainoded deploys images.
+	Deploy *Event `json:"deploy,omitempty"`
 }
 
 // SiteVersion identifies a stored site file.
@@ -357,6 +360,16 @@ func (c *Client) Events(ctx context.Context, host string, limit int) ([]Event, e
 	var out []Event
 	err = c.do(ctx, http.MethodGet, p+"/events", url.Values{"limit": {strconv.Itoa(limit)}}, nil, "", &out)
 	return out, err
+}
+
+// Redeploy re-arms an image-mode node: its next network boot writes its
+// role's image again.
+func (c *Client) Redeploy(ctx context.Context, host string) error {
+	p, err := nodePath(host)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, p+"/redeploy", nil, nil, "", nil)
 }
 
 // PushSite stores a new version of the site file. The server validates it

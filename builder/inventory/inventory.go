@@ -44,6 +44,11 @@ type Node struct {
 	TokenGen int64
 }
 
+// DeployStage is the Stage of image deploy events (deploying, deployed,
+// failed, armed). PruneEvents keeps each node's latest one besides its
+// latest event: it decides whether the node boots its disk or is imaged.
+const DeployStage = "deploy"
+
 // Event is one provisioning report from a node.
 type Event struct {
 	Node   string // hostname
@@ -108,7 +113,7 @@ type Store interface {
 	// sorted by hostname.
 	Status(ctx context.Context) ([]Event, error)
 	// PruneEvents deletes events older than before, except each node's
-	// latest, and returns how many went. Running it twice is harmless.
+	// latest and its latest DeployStage event, and returns how many went. Running it twice is harmless.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 
 	// Revision changes whenever the site or any node changes (not on

@@ -199,10 +199,15 @@ func (m *Memory) PruneEvents(_ context.Context, before time.Time) (int64, error)
 	defer m.mu.Unlock()
 	var n int64
 	for node, ev := range m.events {
-		last := len(ev) - 1
+		last, deploy := len(ev)-1, -1
+		for i, e := range ev {
+			if e.Stage == DeployStage {
+				deploy = i
+			}
+		}
 		kept := ev[:0:0]
 		for i, e := range ev {
-			if i == last || !e.Time.Before(before) {
+			if i == last || i == deploy || !e.Time.Before(before) {
 				kept = append(kept, e)
 			}
 		}

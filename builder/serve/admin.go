@@ -23,6 +23,7 @@ func (s *server) adminMux() http.Handler {
 	m.HandleFunc("GET /api/v1/nodes/{host}/events", s.nodeEvents)
 	m.HandleFunc("POST /api/v1/nodes/{host}/token", s.rotateNodeToken)
 	m.HandleFunc("DELETE /api/v1/nodes/{host}/token", s.revokeNodeToken)
+	m.HandleFunc("POST /api/v1/nodes/{host}/redeploy", s.redeploy) // deploy.go
 	m.HandleFunc("GET /api/v1/tokens", s.listAdminTokens)
 	m.HandleFunc("POST /api/v1/tokens", s.createAdminToken)
 	m.HandleFunc("DELETE /api/v1/tokens/{id}", s.revokeAdminToken)
@@ -361,7 +362,8 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	type nodeStatus struct {
 		eventJSON
-		Role string `json:"role,omitempty"`
+		Role   string     `json:"role,omitempty"`
+		Deploy *eventJSON `json:"deploy,omitempty"` // image mode's latest stage
 	}
 	out := make([]nodeStatus, 0, len(nodes))
 	for _, n := range nodes {
@@ -369,7 +371,18 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			e = inventory.Event{Node: n.Hostname, Result: "pending"}
 		}
-		out = append(out, nodeStatus{eventJSON(e), n.Role})
+		ns := nodeStatus{eventJSON: eventJSON(e), Role: n.Role}
+		if s.deploy != nil && e.Stage != "" {
+			d, err := s.deployState(r, n.Hostname)
+			if err != nil {
+				s.storeError(w, r, err)
+				return
+			}
+			if d.Stage != "" {
+				ns.Deploy = (*eventJSON)(&d)
+			}
+		}
+		out = append(out, ns)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
 }

@@ -34,12 +34,16 @@ func (s *server) nocloud(w http.ResponseWriter, r *http.Request) {
 // ipxe serves a boot script whose seed URL carries the MAC that booted.
 func (s *server) ipxe(w http.ResponseWriter, r *http.Request) {
 	mac, err := inventory.NormalizeMAC(r.PathValue("mac"))
-	if err != nil || s.cfg.Kernel == "" {
+	if err != nil || s.cfg.Kernel == "" && s.deploy == nil {
 		notFound(w)
 		return
 	}
 	e, ok := s.seed(w, r, mac)
-	if !ok {
+	if !ok || s.deployIPXE(w, r, e, mac) {
+		return
+	}
+	if s.cfg.Kernel == "" {
+		notFound(w)
 		return
 	}
 	// The dash form keeps colons out of the kernel command line; the seed

@@ -96,6 +96,9 @@ type Config struct {
 	// requests arriving while one is asking use the revision known so far.
 	RevisionTTL time.Duration
 	Logger      *slog.Logger
+
+	// Deploy turns on image mode (deploy.go); nil leaves it off.
+	Deploy *Deploy
 }
 
 type server struct {
@@ -104,6 +107,7 @@ type server struct {
 	log    *slog.Logger
 	cache  *cache
 	tokens nodeTokens
+	deploy *deployAssets
 	secret struct {
 		sync.Mutex
 		key []byte
@@ -134,6 +138,13 @@ func Handlers(cfg Config) (machine, admin http.Handler) {
 	}
 	s.cache = newCache(cfg.RevisionTTL)
 	s.cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Deploy != nil {
+		d, err := loadDeploy(cfg.Deploy)
+		if err != nil {
+			panic("serve: " + err.Error()) // bainoded checks with CheckDeploy first
+		}
+		s.deploy = d
+	}
 
 	healthz := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
 	mm := http.NewServeMux()
@@ -145,6 +156,7 @@ func Handlers(cfg Config) (machine, admin http.Handler) {
 	mm.HandleFunc("POST /phone-home/{host}", s.phoneHome)
 	mm.HandleFunc("POST /phone-home/{host}/{token}", s.phoneHome)
 	mm.HandleFunc("GET /healthz", healthz)
+	s.deployRoutes(mm)
 
 	am := http.NewServeMux()
 	am.Handle("/api/", s.requireAdmin(s.adminMux()))

@@ -155,3 +155,16 @@ func TestHostsFromNodes(t *testing.T) {
 		t.Errorf("got %+v, want one entry 10.20.30.10 m1 bai-m1", e)
 	}
 }
+
+func TestDiskSize(t *testing.T) {
+	for in, want := range map[string]int64{"960G": 960e9, "894GiB": 894 << 30, "1.92T": 1.92e12, "2TB": 2e12, "1048576": 1 << 20} {
+		if got, err := spec.DiskSize(in); err != nil || got != want {
+			t.Errorf("DiskSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1G", "12", "1.2.3G", "5Q"} {
+		if _, err := spec.DiskSize(in); err == nil {
+			t.Errorf("DiskSize(%q) accepted", in)
+		}
+	}
+}

@@ -54,7 +54,17 @@ type Node struct {
 	DNSSearch []string `yaml:"dns_search"` // search domains, with ip
 	Interface string   `yaml:"interface"`  // default: matched by MAC, else the first e* NIC
 	Target    string   `yaml:"target"`
-	Settings  `yaml:",inline"`
+	// Disk picks the disk an image deploy writes; nil means the only disk.
+	Disk     *Disk `yaml:"disk"`
+	Settings `yaml:",inline"`
+}
+
+// Disk is a node's target disk rule for image deploys. Every set key must
+// match, and exactly one disk must match them all.
+type Disk struct {
+	ByPath string `yaml:"by_path"` // a /dev/disk/by-path name: pci-0000:3b:00.0-nvme-1
+	Serial string `yaml:"serial"`
+	Size   string `yaml:"size"` // 960G, 894GiB, 1.92T: matches within 1%
 }
 
 // Settings are the guide's sections. Every field has the guide's default.

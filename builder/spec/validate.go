@@ -30,6 +30,9 @@ var (
 	reRegistry  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
 	reRegUser   = regexp.MustCompile(`^[A-Za-z0-9._@+$-]+$`)
 	reLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	reByPath    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:._-]*$`)
+	reSerial    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 :._-]*[A-Za-z0-9]$|^[A-Za-z0-9]$`)
+	reDiskSize  = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?) ?([KMGTP]i?B?|B)?$`)
 )
 
 // nrOpen is the kernel's default fs.nr_open; pam_limits cannot raise nofile
@@ -180,6 +183,22 @@ func (l *loader) checkNodes() {
 		}
 		if n.Interface != "" && (!reName.MatchString(n.Interface) || len(n.Interface) > 15) {
 			bad("interface", "%q is not an interface name (at most 15 of letters, digits, '.', '_' and '-')", n.Interface)
+		}
+		if d := n.Disk; d != nil {
+			if d.ByPath == "" && d.Serial == "" && d.Size == "" {
+				bad("disk", "empty; set by_path, serial or size, or leave disk out to use the only disk")
+			}
+			if d.ByPath != "" && (!reByPath.MatchString(d.ByPath) || len(d.ByPath) > 200) {
+				bad("disk.by_path", "%q is not a /dev/disk/by-path name (e.g. pci-0000:3b:00.0-nvme-1)", short(d.ByPath))
+			}
+			if d.Serial != "" && (!reSerial.MatchString(d.Serial) || len(d.Serial) > 128) {
+				bad("disk.serial", "%q is not a disk serial (letters, digits and ._:- only)", short(d.Serial))
+			}
+			if d.Size != "" {
+				if _, err := DiskSize(d.Size); err != nil {
+					bad("disk.size", "%q %v", short(d.Size), err)
+				}
+			}
 		}
 	}
 }
@@ -348,4 +367,34 @@ func (l *loader) fillHosts() {
 	for i := range l.site.Nodes {
 		fill(&l.site.Nodes[i].Settings)
 	}
+}
+
+// DiskSize reads a disk size: 960G and 1.92T are decimal (disk vendors'
+// units), 894GiB binary; a bare number is bytes.
+func DiskSize(s string) (int64, error) {
+	m := reDiskSize.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("is not a size (want e.g. 960G, 894GiB or 1.92T)")
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("is not a size: %v", err)
+	}
+	unit := strings.TrimSuffix(m[3], "B")
+	mult := 1.0
+	if unit != "" {
+		i := strings.IndexByte("KMGTP", unit[0])
+		base := 1000.0
+		if strings.HasSuffix(unit, "i") {
+			base = 1024
+		}
+		for range i + 1 {
+			mult *= base
+		}
+	}
+	n := v * mult
+	if n < 1<<20 || n > 1<<60 {
+		return 0, fmt.Errorf("is out of range for a disk")
+	}
+	return int64(n), nil
 }

@@ -68,6 +68,9 @@ func Args(cfg Config) ([]string, error) {
 		}
 	}
 
+	if cfg.TFTP != "" && !cfg.NoNetwork {
+		a = append(a, "-boot", "order=nc")
+	}
 	if cfg.SMBIOSSerial != "" {
 		a = append(a, "-smbios", "type=1,serial="+escape(cfg.SMBIOSSerial))
 	}
@@ -121,6 +124,9 @@ func netdevOpt(cfg Config) string {
 			proto = "tcp"
 		}
 		fmt.Fprintf(&b, ",hostfwd=%s:127.0.0.1:%d-:%d", proto, f.HostPort, f.GuestPort)
+	}
+	if cfg.TFTP != "" {
+		b.WriteString(",tftp=" + escape(cfg.TFTP) + ",bootfile=" + escape(cfg.BootFile))
 	}
 	for _, f := range cfg.GuestForwards {
 		target := "tcp:" + f.HostAddr

@@ -96,6 +96,10 @@ type Config struct {
 	// NetDump writes every frame of the guest's NIC to this pcap file
 	// (QEMU's filter-dump), so a caller can tell what the guest tried.
 	NetDump string
+	// TFTP and BootFile make QEMU's DHCP offer BootFile from its built-in
+	// TFTP server rooted at TFTP, and the guest boot from the network
+	// first (the NIC's iPXE ROM), then from its disks.
+	TFTP, BootFile string
 
 	// SMBIOSSerial sets the SMBIOS system serial number, which cloud-init
 	// reads as its NoCloud "line configuration" (ds=nocloud;s=...).

@@ -38,6 +38,7 @@ Examples:
   bainode nodes list
   bainode nodes show gpu01
   bainode nodes token rotate gpu01   # new reporting token (see "nodes token --help")
+  bainode nodes redeploy gpu01       # image it again on its next network boot
   bainode nodes rm gpu01`,
 		Subcommands: []*cli.Command{
 			{
@@ -74,6 +75,13 @@ Examples:
 				ArgsUsage: "HOSTNAME...",
 				Flags:     fleetFlags(),
 				Action:    nodesRemove,
+			},
+			{
+				Name:      "redeploy",
+				Usage:     "re-arm an image-mode node: its next network boot writes its role's image again",
+				ArgsUsage: "HOSTNAME",
+				Flags:     fleetFlags(),
+				Action:    nodesRedeploy,
 			},
 			nodesTokenCommand,
 		},
@@ -467,4 +475,20 @@ func fleetIsTTY(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func nodesRedeploy(c *cli.Context) error {
+	host, err := fleetHost(c)
+	if err != nil {
+		return err
+	}
+	fc, err := fleetClient(c)
+	if err != nil {
+		return err
+	}
+	if err := fc.Redeploy(c.Context, host); err != nil {
+		return fleetAPIError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "node %s re-armed: its next network boot deploys its image again\n", host)
+	return nil
 }

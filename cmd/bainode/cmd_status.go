@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -88,7 +89,12 @@ func fleetStatus(c *cli.Context) error {
 // fleetStatusTable prints NODE STAGE EVENT AGE RESULT, one line per node.
 func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTAGE\tEVENT\tAGE\tRESULT")
+	deploys := slices.ContainsFunc(st, func(s fleet.NodeStatus) bool { return s.Deploy != nil })
+	if deploys {
+		fmt.Fprintln(tw, "NODE\tDEPLOY\tSTAGE\tEVENT\tAGE\tRESULT")
+	} else {
+		fmt.Fprintln(tw, "NODE\tSTAGE\tEVENT\tAGE\tRESULT")
+	}
 	counts := map[string]int{}
 	for _, s := range st {
 		stage, event, age := "-", "-", "-"
@@ -99,7 +105,15 @@ func fleetStatusTable(w io.Writer, st []fleet.NodeStatus, now time.Time) error {
 		if !s.Time.IsZero() {
 			age = fleetAge(now.Sub(s.Time))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termSafe(s.Node), termSafe(stage), fleetCut(event, 48), age, fleetDash(s.Result))
+		fmt.Fprintf(tw, "%s\t", termSafe(s.Node))
+		if deploys {
+			d := "-"
+			if s.Deploy != nil {
+				d = fleetDash(s.Deploy.Result)
+			}
+			fmt.Fprintf(tw, "%s\t", d)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(stage), fleetCut(event, 48), age, fleetDash(s.Result))
 		counts[s.Result]++
 	}
 	if err := tw.Flush(); err != nil {

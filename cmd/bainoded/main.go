@@ -90,6 +90,9 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 			&cli.StringFlag{Name: "initrd", Usage: "initrd `URL` for iPXE scripts"},
 			&cli.StringFlag{Name: "kernel-args", Value: "ip=dhcp autoinstall", Usage: "extra kernel `ARGS` for iPXE scripts"},
 			&cli.StringFlag{Name: "pxe-dir", Usage: "serve the netboot trees 'bainode pxe -o DIR' wrote at GET /pxe/<id>/..."},
+			&cli.StringFlag{Name: "deploy-env", Usage: "image mode: `DIR` from 'bainode deploy-env' (vmlinuz, initrd.img)"},
+			&cli.StringSliceFlag{Name: "image", Usage: "image mode: `ROLE=FILE.raw.zst` baked image of a role, its bake manifest beside it (repeatable)"},
+			&cli.StringFlag{Name: "deploy-kernel-args", Value: "console=tty0 console=ttyS0,115200n8", Usage: "image mode: kernel `ARGS` of the deploy environment"},
 			&cli.DurationFlag{Name: "network-latency", Value: 100 * time.Millisecond,
 				Usage: "expected one-way latency between members; raft's timeouts, and so failover, scale with it (about 3.5 s at 100ms, 6 s with 0: dqlite's own); raise it across sites"},
 			&cli.DurationFlag{Name: "revision-ttl", Value: time.Second,
@@ -181,6 +184,9 @@ func daemon(c *cli.Context) error {
 		BaseURL: c.String("base-url"), BindIP: c.Bool("bind-ip"),
 		Kernel: c.String("kernel"), Initrd: c.String("initrd"), KernelArgs: c.String("kernel-args"), PXEDir: c.String("pxe-dir"),
 		RevisionTTL: c.Duration("revision-ttl"), Logger: log,
+	}
+	if cfg.Deploy, err = deployConfig(c); err != nil {
+		return err
 	}
 	machineH, adminH := serve.Handlers(cfg)
 	var servers []*http.Server

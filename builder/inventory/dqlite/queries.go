@@ -244,7 +244,8 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 			res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE id IN (
 				SELECT id FROM events WHERE time < ?
 					AND id NOT IN (SELECT MAX(id) FROM events GROUP BY node)
-				LIMIT ?)`, before.UnixNano(), pruneBatch)
+					AND id NOT IN (SELECT MAX(id) FROM events WHERE stage = ? GROUP BY node)
+				LIMIT ?)`, before.UnixNano(), inventory.DeployStage, pruneBatch)
 			if err != nil {
 				return err
 			}

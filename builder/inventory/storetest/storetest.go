@@ -393,4 +393,16 @@ func testPrune(t *testing.T, s inventory.Store) {
 	if n, err := s.PruneEvents(c, cut); err != nil || n != 0 {
 		t.Errorf("second PruneEvents: got %d, %v; want 0", n, err)
 	}
+	// A node's latest deploy event decides whether it boots its disk, so it
+	// outlives the cloud-init events that follow it.
+	add("img", 5*time.Hour, inventory.DeployStage)
+	add("img", 4*time.Hour, inventory.DeployStage)
+	add("img", 3*time.Hour, "i1")
+	add("img", 2*time.Hour, "i2")
+	if n, err := s.PruneEvents(c, cut); err != nil || n != 2 {
+		t.Errorf("PruneEvents with deploy events: got %d, %v; want 2", n, err)
+	}
+	if got := stages("img"); !slices.Equal(got, []string{inventory.DeployStage, "i2"}) {
+		t.Errorf("img node after prune: got %v, want [deploy i2]", got)
+	}
 }

@@ -1,0 +1,223 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/deploy"
+	"github.com/lablup/bainode/builder/fleet"
+	"github.com/lablup/bainode/builder/verify"
+	"github.com/lablup/bainode/builder/vm"
+	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/qemu"
+)
+
+// testImage is the VM test base as a role image: raw.zst and a bake
+// manifest, cached by the base's recipe. A full bake would add minutes;
+// the deploy path is the same for any raw.zst with a manifest.
+func testImage(t *testing.T, img qemu.Image) string {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash())
+	out := filepath.Join(dir, "base.raw.zst")
+	if _, err := os.Stat(bake.ManifestPath(out)); err == nil {
+		return out
+	}
+	for _, tool := range []string{"qemu-img", "zstd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to make the test image", tool)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work, err := os.MkdirTemp(dir, ".work-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	raw, zst := filepath.Join(work, "base.raw"), filepath.Join(work, "base.raw.zst")
+	for _, args := range [][]string{
+		{"qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw},
+		{"zstd", "-q", "-T0", "-3", raw, "-o", zst},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	f, err := os.Open(zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, _ := io.Copy(h, f)
+	f.Close()
+	m, _ := json.MarshalIndent(bake.Manifest{Version: 1, Format: bake.FormatRawZst, Created: time.Now().UTC().Format(time.RFC3339),
+		Output: bake.FileSum{Path: "base.raw.zst", SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}}, "", "  ")
+	if err := os.WriteFile(bake.ManifestPath(zst), m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The image first, its manifest last: the manifest marks it complete.
+	if err := os.Rename(zst, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bake.ManifestPath(zst), bake.ManifestPath(out)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// deployEnv assembles the deploy environment from the base's kernel and
+// initramfs (Debian's linux-image), busybox-static and a static bainode.
+func deployEnv(t *testing.T, img qemu.Image) string {
+	t.Helper()
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Fatal("busybox-static is not installed")
+	}
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "bainode")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/lablup/bainode/cmd/bainode")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build bainode: %v\n%s", err, out)
+	}
+	env, err := deploy.Assemble(deploy.EnvOptions{Kernel: img.Kernel, Modules: []string{img.Initrd}, Busybox: "/bin/busybox", Agent: agent}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(env.Initrd)
+	t.Logf("deploy environment: kernel %s, %d modules, initramfs %d bytes", env.KernelVersion, len(env.Modules), st.Size())
+	return dir
+}
+
+// TestVMImageDeploy boots a machine with a blank disk from the network:
+// QEMU's TFTP hands iPXE a script that chains to bainoded, which boots the
+// deploy environment; the agent writes the role image and reboots; the
+// second network boot goes to the disk, the system reads its seed from
+// bainoded and passes the verifier.
+func TestVMImageDeploy(t *testing.T) {
+	img := qemu.Need(t)
+	if !img.Bootloader {
+		t.Fatal("the test base has no boot loader (no loop devices where it was built): a deployed disk could not boot")
+	}
+	accel, err := qemu.Accel(t.Context(), img)
+	if err != nil {
+		t.Fatalf("accel: %v", err)
+	}
+	exe, _ := os.Executable()
+	image := testImage(t, img)
+	envDir := deployEnv(t, img)
+
+	dir := t.TempDir()
+	token := "vm-test-admin-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "admin.token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	addr, admin := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
+		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
+		"--deploy-env", envDir, "--image", "all-in-one="+image)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
+		}
+	})
+	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
+	ctx := t.Context()
+	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
+	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
+	if _, err := fc.PushSite(ctx, site); err != nil {
+		t.Fatalf("push site: %v", err)
+	}
+	if _, err := fc.PutNode(ctx, fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
+		t.Fatalf("add node: %v", err)
+	}
+
+	tftp := filepath.Join(dir, "tftp")
+	os.MkdirAll(tftp, 0o755)
+	os.WriteFile(filepath.Join(tftp, "boot.ipxe"), []byte("#!ipxe\nchain "+guestBase+"/ipxe/${mac:hexhyp}\n"), 0o644)
+	blank := filepath.Join(dir, "blank.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", blank, "6G").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+
+	start := time.Now()
+	m := qemu.Boot(t, vm.Config{
+		Accel: accel, MemoryMiB: 2048, CPUs: 2,
+		Disk: blank, DiskFormat: vm.FormatQCOW2,
+		TFTP: tftp, BootFile: "boot.ipxe",
+		GuestForwards: []vm.GuestForward{{GuestAddr: guestAddr, Cmd: exe + " " + guestfwdArg + " " + addr}},
+	})
+	bootCtx, cancel := context.WithTimeout(ctx, accel.Timeout(25*time.Minute))
+	defer cancel()
+	if err := m.WaitFor(bootCtx, "bainode-deploy: deployed:"); err != nil {
+		t.Fatalf("deploy: %v (after %s)", err, time.Since(start).Round(time.Second))
+	}
+	deployed := time.Since(start)
+	t.Logf("blank disk to deployed: %s", deployed.Round(time.Second))
+	if err := m.WaitFor(bootCtx, verify.EndMarker); err != nil {
+		t.Fatalf("verifier report: %v (after %s)", err, time.Since(start).Round(time.Second))
+	}
+	total := time.Since(start)
+	rep, err := extract(m)
+	if err != nil {
+		t.Fatalf("verifier report: %v", err)
+	}
+	var table strings.Builder
+	verify.WriteTable(&table, rep)
+	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
+	for _, c := range rep.Failures() {
+		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
+	}
+	for _, c := range rep.Checks {
+		if c.ID == "cloudinit.datasource" && !strings.Contains(c.Actual, guestBase+"/nocloud/bai-vm/") {
+			t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", c.Actual, guestBase)
+		}
+	}
+
+	// iPXE's own messages do not reach the serial console (no VGA here);
+	// the deploy environment's do.
+	if n := strings.Count(m.Output(), "bainode-deploy: environment up"); n != 1 {
+		t.Errorf("the deploy environment booted %d times, want once: the reboot must go to the disk", n)
+	}
+	script := readBody(waitGet(t, http.DefaultClient, "http://"+addr+"/ipxe/"+qemuMAC))
+	if !strings.Contains(script, "sanboot --no-describe --drive 0x80") {
+		t.Errorf("the deployed node's boot script does not boot its disk:\n%s", script)
+	}
+	ev, err := fc.Events(ctx, "bai-vm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, e := range ev {
+		if e.Stage == "deploy" {
+			stages = append(stages, e.Result)
+			t.Logf("deploy %s: %s", e.Result, e.Detail)
+		}
+	}
+	if strings.Join(stages, ",") != "deploying,deployed" {
+		t.Errorf("deploy stages %v, want deploying, deployed", stages)
+	}
+	if _, status, problem := checkProgress(ctx, fc); problem != "" {
+		t.Errorf("cloud-init after deploy: %s", problem)
+	} else if status.Deploy == nil || status.Deploy.Result != "deployed" {
+		t.Errorf("status of bai-vm shows deploy %+v, want deployed", status.Deploy)
+	}
+	t.Logf("VM wall time: deployed after %s, verified after %s", deployed.Round(time.Second), total.Round(time.Second))
+}
