@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/lablup/bainode/builder/atomicfile"
+	"github.com/lablup/bainode/builder/cpio"
 )
 
 //go:embed env/init env/udhcpc
@@ -80,11 +81,11 @@ func Assemble(o EnvOptions, dir string) (Env, error) {
 		return Env{}, fmt.Errorf("agent %s: %w", o.Agent, err)
 	}
 
-	a := NewArchive()
+	a := cpio.NewArchive()
 	for _, d := range []string{"dev", "proc", "sys", "tmp", "run", "etc/bainode", "sbin", "usr/bin", "usr/sbin"} {
 		a.Dir(d, 0o755)
 	}
-	a.Add(Entry{Name: "dev/console", Mode: ModeChar | 0o600, DevMajor: 5, DevMinor: 1})
+	a.Add(cpio.Entry{Name: "dev/console", Mode: cpio.ModeChar | 0o600, DevMajor: 5, DevMinor: 1})
 	init, _ := envFiles.ReadFile("env/init")
 	udhcpc, _ := envFiles.ReadFile("env/udhcpc")
 	a.File("init", 0o755, init)

@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/lablup/bainode/builder/cpio"
 )
 
 func TestCPIORoundTrip(t *testing.T) {
-	a := NewArchive()
+	a := cpio.NewArchive()
 	a.File("b/c.txt", 0o644, []byte("hello"))
 	a.Symlink("a/link", "../b/c.txt")
-	a.Add(Entry{Name: "dev/console", Mode: ModeChar | 0o600, DevMajor: 5, DevMinor: 1})
+	a.Add(cpio.Entry{Name: "dev/console", Mode: cpio.ModeChar | 0o600, DevMajor: 5, DevMinor: 1})
 	var one, two bytes.Buffer
 	a.WriteTo(&one)
 	a.WriteTo(&two)
@@ -22,9 +24,9 @@ func TestCPIORoundTrip(t *testing.T) {
 		t.Fatal("two writes of one archive differ")
 	}
 	var names []string
-	err := ReadArchive(&one, func(e Entry) error {
+	err := cpio.ReadArchive(&one, func(e cpio.Entry) error {
 		names = append(names, e.Name)
-		if e.Name == "b/c.txt" && (string(e.Data) != "hello" || e.Mode != ModeFile|0o644) {
+		if e.Name == "b/c.txt" && (string(e.Data) != "hello" || e.Mode != cpio.ModeFile|0o644) {
 			t.Errorf("b/c.txt: %q mode %o", e.Data, e.Mode)
 		}
 		if e.Name == "dev/console" && (e.DevMajor != 5 || e.DevMinor != 1) {
@@ -77,7 +79,7 @@ func TestAssemble(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(zr)
 	seen := map[string]bool{}
-	ReadArchive(bytes.NewReader(raw), func(e Entry) error { seen[e.Name] = true; return nil })
+	cpio.ReadArchive(bytes.NewReader(raw), func(e cpio.Entry) error { seen[e.Name] = true; return nil })
 	for _, f := range []string{"init", "bin/busybox", "bin/bainode", "etc/bainode/modules", "dev/console",
 		filepath.Join("lib/modules", env.KernelVersion, "kernel/drivers/block/virtio_blk.ko")} {
 		if !seen[f] {

@@ -2,14 +2,12 @@ package deploy
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"regexp"
 	"sort"
@@ -18,6 +16,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"pault.ag/go/debian/deb"
+
+	"github.com/lablup/bainode/builder/cpio"
 )
 
 // Modules are the drivers the deploy environment loads, by module name:
@@ -105,8 +105,8 @@ func readModules(paths ...string) (*moduleTree, error) {
 		if strings.HasSuffix(p, ".deb") {
 			err = debFiles(p, func(name string, data []byte) error { return t.add(name, data) })
 		} else {
-			err = initrdFiles(p, func(e Entry) error {
-				if e.Mode&modeType != ModeFile {
+			err = cpio.WalkInitramfs(p, func(e cpio.Entry) error {
+				if e.Mode&cpio.ModeType != cpio.ModeFile {
 					return nil
 				}
 				return t.add(e.Name, e.Data)
@@ -145,58 +145,6 @@ func debFiles(p string, each func(name string, data []byte) error) error {
 		}
 		if err := each(h.Name, data); err != nil {
 			return err
-		}
-	}
-}
-
-// initrdFiles walks every archive of an initramfs image.
-func initrdFiles(p string, each func(Entry) error) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	for {
-		magic, err := br.Peek(6)
-		if len(magic) == 0 && err == io.EOF {
-			return nil
-		}
-		switch {
-		case bytes.HasPrefix(magic, []byte("0707")):
-			if err := ReadArchive(br, each); err != nil {
-				return err
-			}
-			continue
-		case len(magic) > 0 && magic[0] == 0: // padding between archives
-			br.ReadByte()
-			continue
-		}
-		var r io.Reader
-		switch {
-		case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-			r, err = gzip.NewReader(br)
-		case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			var d *zstd.Decoder
-			d, err = zstd.NewReader(br)
-			r = d
-		case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-			r, err = xz.NewReader(br)
-		default:
-			return fmt.Errorf("unknown initramfs compression (% x)", magic)
-		}
-		if err != nil {
-			return err
-		}
-		// A compressed part runs to the end of the file.
-		inner := bufio.NewReaderSize(r, 1<<20)
-		for {
-			err := ReadArchive(inner, each)
-			if err == io.EOF {
-				return nil
-			} else if err != nil {
-				return err
-			}
 		}
 	}
 }

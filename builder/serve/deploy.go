@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/cpio"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/inventory"
 	"github.com/lablup/bainode/builder/spec"
@@ -262,7 +263,7 @@ func (s *server) deployNode(w http.ResponseWriter, r *http.Request) {
 		Seed:  e.base + "/nocloud/" + e.node.Hostname + "/",
 	}
 	js, _ := json.MarshalIndent(cfg, "", "  ")
-	a := deploy.NewArchive()
+	a := cpio.NewArchive()
 	a.File("etc/bainode/deploy.json", 0o600, append(js, '\n'))
 	var buf bytes.Buffer
 	a.WriteTo(&buf)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/cpio"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/inventory"
 	"github.com/lablup/bainode/builder/serve"
@@ -76,7 +77,7 @@ func TestDeployIPXE(t *testing.T) {
 	resp := f.req("GET", "/deploy/52-54-00-aa-bb-01/node.cpio", "", "")
 	var cfg deploy.Config
 	var mode uint32
-	deploy.ReadArchive(resp.Body, func(e deploy.Entry) error {
+	cpio.ReadArchive(resp.Body, func(e cpio.Entry) error {
 		if e.Name == "etc/bainode/deploy.json" {
 			mode = e.Mode
 			return json.Unmarshal(e.Data, &cfg)
@@ -87,7 +88,7 @@ func TestDeployIPXE(t *testing.T) {
 	want := deploy.Config{Node: "gpu1", Server: base, Token: f.tokens["gpu1"],
 		Image: deploy.Image{URL: base + "/images/" + f.imageSHA + ".raw.zst", SHA256: f.imageSHA, Size: int64(len(f.image))},
 		Disk:  deploy.DiskRule{Serial: "SER-gpu1"}, Seed: base + "/nocloud/gpu1/"}
-	if cfg != want || mode != deploy.ModeFile|0o600 {
+	if cfg != want || mode != cpio.ModeFile|0o600 {
 		t.Errorf("node.cpio: mode %o\n%+v\nwant\n%+v", mode, cfg, want)
 	}
 	if code, _ := f.do("GET", "/deploy/52-54-00-aa-bb-04/node.cpio", "", ""); code != 404 {

@@ -11,7 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/lablup/bainode/builder/cpio"
 )
 
 // busyboxPath is Debian's busybox-static binary, the initramfs's only program.
@@ -75,20 +76,22 @@ func CmdlineInitramfs(ctx context.Context) (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	var w cpioWriter
-	w.dir("dev")
-	w.dir("proc")
-	w.dir("bin")
-	w.node("dev/console", 0o020600, 5, 1) // the kernel opens it for init's stdio
-	w.file("bin/busybox", 0o755, bb)
-	w.file("init", 0o755, []byte(cmdlineInit))
-	w.trailer()
+	w := cpio.NewArchive()
+	w.Dir("proc", 0o755)
+	// The kernel opens dev/console for init's stdio.
+	w.Add(cpio.Entry{Name: "dev/console", Mode: cpio.ModeChar | 0o600, DevMajor: 5, DevMinor: 1})
+	w.File("bin/busybox", 0o755, bb)
+	w.File("init", 0o755, []byte(cmdlineInit))
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return "", err
+	}
 	tmp, err := os.CreateTemp(root, ".tmp-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(w.buf.Bytes()); err != nil {
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
 		return "", err
 	}
@@ -134,39 +137,3 @@ func ParseCmdline(serial string) (cmdline string, ok bool, err error) {
 	}
 	return s, true, nil
 }
-
-// cpioWriter writes the "newc" format the kernel unpacks as an initramfs.
-type cpioWriter struct {
-	buf bytes.Buffer
-	ino int
-}
-
-func (w *cpioWriter) header(name string, mode, size, major, minor int) {
-	w.ino++
-	mtime := time.Unix(0, 0).Unix()
-	fmt.Fprintf(&w.buf, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		w.ino, mode, 0, 0, 1, mtime, size, 0, 0, major, minor, len(name)+1, 0)
-	w.buf.WriteString(name)
-	w.buf.WriteByte(0)
-	w.pad()
-}
-
-func (w *cpioWriter) pad() {
-	for w.buf.Len()%4 != 0 {
-		w.buf.WriteByte(0)
-	}
-}
-
-func (w *cpioWriter) dir(name string) { w.header(name, 0o040755, 0, 0, 0) }
-
-func (w *cpioWriter) node(name string, mode, major, minor int) {
-	w.header(name, mode, 0, major, minor)
-}
-
-func (w *cpioWriter) file(name string, perm int, data []byte) {
-	w.header(name, 0o100000|perm, len(data), 0, 0)
-	w.buf.Write(data)
-	w.pad()
-}
-
-func (w *cpioWriter) trailer() { w.header("TRAILER!!!", 0, 0, 0, 0) }

@@ -7,16 +7,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/lablup/bainode/builder/cpio"
 )
 
 // The probe is a tiny initramfs for boot tests of installer media: it
@@ -125,12 +123,12 @@ func Probe(ctx context.Context, img Image) (string, error) {
 		return "", err
 	}
 
-	var cp cpioWriter
-	for _, d := range []string{"bin", "dev", "proc", "sys", "lib", "lib/modules", "m"} {
-		cp.add(d, 0o40755, nil)
+	cp := cpio.NewArchive()
+	for _, d := range []string{"dev", "proc", "sys", "lib/modules", "m"} {
+		cp.Dir(d, 0o755)
 	}
-	cp.add("bin/busybox", 0o100755, bb)
-	cp.add("init", 0o100755, []byte(probeInit()))
+	cp.File("bin/busybox", 0o755, bb)
+	cp.File("init", 0o755, []byte(probeInit()))
 	var names []string
 	for _, rel := range order {
 		data, ok := files[modDir+"/"+rel]
@@ -138,15 +136,18 @@ func Probe(ctx context.Context, img Image) (string, error) {
 			return "", fmt.Errorf("probe: %s lacks module %s", img.Initrd, rel)
 		}
 		name := path.Base(rel)
-		cp.add("lib/modules/"+name, 0o100644, data)
+		cp.File("lib/modules/"+name, 0o644, data)
 		names = append(names, name)
 	}
-	cp.add("modules.order", 0o100644, []byte(strings.Join(names, "\n")+"\n"))
-	cp.trailer()
+	cp.File("modules.order", 0o644, []byte(strings.Join(names, "\n")+"\n"))
+	var raw bytes.Buffer
+	if _, err := cp.WriteTo(&raw); err != nil {
+		return "", err
+	}
 
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(cp.buf.Bytes())
+	zw.Write(raw.Bytes())
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
@@ -197,110 +198,16 @@ func moduleClosure(dep string, want []string) ([]string, error) {
 	return order, nil
 }
 
-// initrdFiles unpacks the regular files of a (gzip, zstd or plain, possibly
-// concatenated) newc initramfs.
+// initrdFiles unpacks the regular files of an initramfs.
 func initrdFiles(p string) (map[string][]byte, error) {
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
 	files := map[string][]byte{}
-	for len(raw) > 0 {
-		switch {
-		case bytes.HasPrefix(raw, []byte("070701")):
-			n, err := readCPIO(raw, files)
-			if err != nil {
-				return nil, err
-			}
-			raw = raw[n:]
-			for len(raw) > 0 && raw[0] == 0 {
-				raw = raw[1:]
-			}
-		case bytes.HasPrefix(raw, []byte{0x1f, 0x8b}):
-			zr, err := gzip.NewReader(bytes.NewReader(raw))
-			if err != nil {
-				return nil, err
-			}
-			b, err := io.ReadAll(zr)
-			if err != nil {
-				return nil, err
-			}
-			_, err = readCPIO(b, files)
-			return files, err
-		case bytes.HasPrefix(raw, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			zr, err := zstd.NewReader(bytes.NewReader(raw))
-			if err != nil {
-				return nil, err
-			}
-			b, err := io.ReadAll(zr)
-			zr.Close()
-			if err != nil {
-				return nil, fmt.Errorf("zstd: %w", err)
-			}
-			_, err = readCPIO(b, files)
-			return files, err
-		default:
-			return nil, errors.New("unknown initramfs compression")
+	err := cpio.WalkInitramfs(p, func(e cpio.Entry) error {
+		if e.Mode&cpio.ModeType == cpio.ModeFile {
+			files[strings.TrimPrefix(e.Name, "./")] = e.Data
 		}
-	}
-	return files, nil
-}
-
-// readCPIO reads one newc archive up to its trailer and returns its length.
-func readCPIO(b []byte, files map[string][]byte) (int, error) {
-	off := 0
-	hex8 := func(s []byte) int {
-		var v int
-		fmt.Sscanf(string(s), "%08x", &v)
-		return v
-	}
-	for {
-		if off+110 > len(b) || string(b[off:off+6]) != "070701" {
-			return 0, fmt.Errorf("cpio: bad header at %d", off)
-		}
-		h := b[off : off+110]
-		mode, size, nameLen := hex8(h[14:22]), hex8(h[54:62]), hex8(h[94:102])
-		name := string(b[off+110 : off+110+nameLen-1])
-		off = align4(off + 110 + nameLen)
-		if name == "TRAILER!!!" {
-			return off, nil
-		}
-		if mode&0o170000 == 0o100000 {
-			files[strings.TrimPrefix(name, "./")] = b[off : off+size]
-		}
-		off = align4(off + size)
-	}
-}
-
-func align4(n int) int { return (n + 3) &^ 3 }
-
-// cpioWriter writes a newc archive with fixed owners and times.
-type cpioWriter struct {
-	buf bytes.Buffer
-	ino int
-}
-
-func (w *cpioWriter) add(name string, mode int, data []byte) {
-	w.ino++
-	fmt.Fprintf(&w.buf, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		w.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
-	w.buf.WriteString(name + "\x00")
-	w.pad()
-	w.buf.Write(data)
-	w.pad()
-}
-
-func (w *cpioWriter) pad() {
-	for w.buf.Len()%4 != 0 {
-		w.buf.WriteByte(0)
-	}
-}
-
-func (w *cpioWriter) trailer() {
-	w.add("TRAILER!!!", 0, nil)
-	for w.buf.Len()%512 != 0 {
-		w.buf.WriteByte(0)
-	}
+		return nil
+	})
+	return files, err
 }
 
 // Cached returns dir/<kind>/<key>, running build on a fresh directory

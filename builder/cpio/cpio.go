@@ -1,4 +1,4 @@
-package deploy
+package cpio
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ const (
 	ModeFile    = 0o100000
 	ModeSymlink = 0o120000
 	ModeChar    = 0o020000
-	modeType    = 0o170000
+	ModeType    = 0o170000 // mask of the type bits
 )
 
 // Archive collects entries; adding a file adds its missing parent
@@ -114,7 +114,7 @@ func c4(n int64) int64 { return (4 - n%4) % 4 }
 
 func writeEntry(w *countWriter, e Entry, ino uint32) error {
 	nlink := uint32(1)
-	if e.Mode&modeType == ModeDir {
+	if e.Mode&ModeType == ModeDir {
 		nlink = 2
 	}
 	// magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor,
