@@ -37,8 +37,8 @@ func ParseCloud(name string) (Cloud, error) {
 
 // Fit returns an error when f's user-data is larger than the cloud takes. It
 // says by how much and names only remedies that bring it under: seed.gzip
-// when the gzipped file would fit, else a baked image's thin seed or an
-// #include of a private URL.
+// when the gzipped file would fit, seed.verifier: false when that fits,
+// and always a baked image's thin seed or an #include of a private URL.
 func (c Cloud) Fit(host string, f Files) error {
 	n := len(f.UserData)
 	if n <= c.Limit {
@@ -57,6 +57,14 @@ func (c Cloud) Fit(host string, f Files) error {
 	}
 	if !f.Gzipped && f.GzipSize > 0 && f.GzipSize <= c.Limit {
 		return fmt.Errorf("%s; set seed.gzip: true in the site file (every cloud-init unpacks gzipped user-data)", msg)
+	}
+	if f.LeanSize > 0 && f.LeanSize <= c.Limit {
+		return fmt.Errorf("%s: the provisioning script and the verifier do not fit even gzipped. "+
+			"Set seed.gzip: true and seed.verifier: false (%s bytes): the node then carries no verifier, and you check it with 'sudo bainode verify' there (it reads /etc/bainode/verify.env). Or: %s",
+			msg, commas(f.LeanSize), tooBigAdvice)
+	}
+	if !f.Verifier {
+		return fmt.Errorf("%s: the provisioning script does not fit even gzipped. %s", msg, tooBigAdvice)
 	}
 	return fmt.Errorf("%s: the provisioning script and the verifier do not fit even gzipped. %s", msg, tooBigAdvice)
 }

@@ -62,6 +62,12 @@ type Files struct {
 	// over the EC2 limit (else 0): the number a size error can promise.
 	Gzipped  bool
 	GzipSize int
+	// LeanSize is the gzipped size without the on-node verifier
+	// (seed.verifier: false), when even the gzipped file is over the EC2
+	// limit and the verifier is on (else 0).
+	LeanSize int
+	// Verifier is true when user-data carries the verifier.
+	Verifier bool
 }
 
 // FS returns the files as a flat fs.FS, ready for seed.WriteISO.
@@ -222,11 +228,13 @@ var always = func(*view) bool { return true }
 
 var gpuOn = func(v *view) bool { return v.S.GPU.Enabled }
 
+var verifierOn = func(v *view) bool { return v.Verifier }
+
 var staticFiles = []staticFile{
 	{"provision/bainode-provision", "/usr/local/sbin/bainode-provision", "0755", always, true, provisionEnv},
-	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", always, true, verifyEnv},
-	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", always, true, ""},
-	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", always, false, ""},
+	{"verify/bainode-verify", "/usr/local/lib/bainode/bainode-verify", "0755", verifierOn, true, verifyEnv},
+	{"verify/bainode-verify-report", "/usr/local/lib/bainode/bainode-verify-report", "0755", verifierOn, true, ""},
+	{"systemd/bainode-verify.service", "/etc/systemd/system/bainode-verify.service", "0644", verifierOn, false, ""},
 	{"provision/bainode-gpu-gate", "/usr/local/lib/bainode/bainode-gpu-gate", "0755", gpuOn, true, ""},
 	{"systemd/bainode-gpu-gate.service", "/etc/systemd/system/bainode-gpu-gate.service", "0644", gpuOn, false, ""},
 	{"systemd/bainode-gpu-reboot.service", "/etc/systemd/system/bainode-gpu-reboot.service", "0644", gpuOn, false, ""},
@@ -350,6 +358,7 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	f.VendorData = []byte{}
 	f.Secret = f.Secret || v.Op.PasswordHash != "" || len(v.Op.SSHAuthorizedKeys) > 0
 	f.Gzipped = site.Seed.Gzip
+	f.Verifier = v.Verifier
 	if f.Gzipped {
 		f.UserData = gz(f.UserData)
 	} else if len(f.UserData) > UserDataLimit {
@@ -361,6 +370,17 @@ func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 			return Files{}, err
 		}
 		f.GzipSize = len(g.UserData)
+	}
+	over := f.GzipSize > UserDataLimit || f.Gzipped && len(f.UserData) > UserDataLimit
+	if over && site.Seed.OnNodeVerifier() {
+		// What seed.verifier: false would give, for the advice.
+		z := *site
+		z.Seed.Gzip, z.Seed.Verifier = true, new(bool)
+		g, err := r.Node(&z, n)
+		if err != nil {
+			return Files{}, err
+		}
+		f.LeanSize = len(g.UserData)
 	}
 	if w := SizeWarning(n.Hostname, f); w != "" {
 		f.Warnings = append(f.Warnings, w)

@@ -90,10 +90,19 @@ func TestSizeWarning(t *testing.T) {
 	}
 	noise := make([]byte, 20000)
 	rand.New(rand.NewSource(1)).Read(noise)
-	if got, want := SizeWarning("n1", Files{UserData: noise, Gzipped: true}), "n1: user-data is 20,000 bytes gzipped, over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
+	if got, want := SizeWarning("n1", Files{UserData: noise, Gzipped: true, Verifier: true}), "n1: user-data is 20,000 bytes gzipped, over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got, want := SizeWarning("n1", Files{UserData: text, GzipSize: 20000}), "n1: user-data is 32,000 bytes (20,000 with seed.gzip), over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
+	if got, want := SizeWarning("n1", Files{UserData: text, GzipSize: 20000, Verifier: true, LeanSize: 17000}), "n1: user-data is 32,000 bytes (20,000 with seed.gzip), over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+tooBigAdvice; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Without the verifier it would fit: that is offered, with its size.
+	if got, want := SizeWarning("n1", Files{UserData: noise, Gzipped: true, Verifier: true, LeanSize: 9000}), "n1: user-data is 20,000 bytes gzipped, over the 16,384 bytes AWS EC2 takes: the provisioning script and the verifier do not fit even gzipped. "+
+		"Set seed.gzip: true and seed.verifier: false (9,000 bytes): the node then carries no verifier, and you check it with 'sudo bainode verify' there (it reads /etc/bainode/verify.env). Or: "+tooBigAdvice; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Already without it: only the script is named.
+	if got, want := SizeWarning("n1", Files{UserData: noise, Gzipped: true}), "n1: user-data is 20,000 bytes gzipped, over the 16,384 bytes AWS EC2 takes: the provisioning script does not fit even gzipped. "+tooBigAdvice; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	if got := SizeWarning("n1", Files{UserData: text[:UserDataLimit]}); got != "" {

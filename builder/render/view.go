@@ -40,6 +40,7 @@ type view struct {
 	// manifest lists (plan.ImageKey).
 	ImageKeys     []string
 	PayloadFormat int
+	Verifier      bool // user-data carries the verifier (seed.verifier)
 	Keys          struct{ Docker, NVIDIA, CUDA string }
 	Python        struct{ Asset, URL, SumsURL string }
 	PythonHome    string
@@ -103,6 +104,7 @@ func (r *Renderer) view(site *spec.Site, n *spec.Node) (*view, error) {
 		v.ImageKeys = append(v.ImageKeys, im.Key)
 	}
 	v.PayloadFormat = plan.PayloadFormat
+	v.Verifier = site.Seed.OnNodeVerifier()
 	if s.Python.Enabled {
 		p := s.Python
 		v.Python.Asset = plan.PythonAsset(p)

@@ -38,7 +38,13 @@ type Site struct {
 type SeedOptions struct {
 	Format string `yaml:"format"` // iso (default) or vfat
 	Gzip   bool   `yaml:"gzip"`   // gzip user-data (cloud-init unpacks it)
+	// Verifier false leaves the on-node verifier out of user-data (EC2's
+	// 16 KiB); verify.env stays, for `bainode verify` run on the node.
+	Verifier *bool `yaml:"verifier"`
 }
+
+// OnNodeVerifier says whether user-data carries the verifier (the default).
+func (o SeedOptions) OnNodeVerifier() bool { return o.Verifier == nil || *o.Verifier }
 
 // Node is one host. Its Settings are the effective ones: site, then role,
 // then the node's own keys.
