@@ -88,7 +88,7 @@ func TestAdminSite(t *testing.T) {
 	}
 	// A node the renderer refuses is one problem, its text as before.
 	code, body = f.do("PUT", "/api/v1/site", f.admin, "fail: gpu2\n")
-	if rej := rejection(t, code, body); len(rej.Problems) != 1 || rej.Problems[0].Msg != "node gpu2: cannot render this node" ||
+	if rej := rejection(t, code, body); len(rej.Problems) != 1 || rej.Problems[0].Msg != "rendering node gpu2: cannot render this node" ||
 		rej.Problems[0].Line != 0 || !strings.Contains(rej.Error, "render failed: node gpu2: cannot render this node") {
 		t.Errorf("site breaking a node: got %+v", rej)
 	}

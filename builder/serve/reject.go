@@ -30,7 +30,9 @@ func rejectSite(w http.ResponseWriter, err error) {
 
 // rejectRender answers 400 with the nodes the site cannot render. A
 // node's problems keep their field but lose their position: they are in
-// the site with the node merged in, not in the pushed file.
+// the site with the node merged in, not in the pushed file. Its warnings
+// are left out of the problems: the site's own passed validation, and the
+// errors are why the node failed.
 func rejectRender(w http.ResponseWriter, errs []*renderError) {
 	var out siteRejection
 	var text []string
@@ -38,11 +40,13 @@ func rejectRender(w http.ResponseWriter, errs []*renderError) {
 		text = append(text, re.Error())
 		var se *spec.Error
 		if !errors.As(re.err, &se) {
-			out.Problems = append(out.Problems, spec.Problem{Msg: "node " + re.host + ": " + re.err.Error()})
+			out.Problems = append(out.Problems, spec.Problem{Msg: "rendering node " + re.host + ": " + re.err.Error()})
 			continue
 		}
 		for _, p := range se.Problems {
-			out.Problems = append(out.Problems, spec.Problem{Path: p.Path, Msg: "node " + re.host + ": " + p.Msg, Severity: p.Severity})
+			if p.Severity == spec.SeverityError {
+				out.Problems = append(out.Problems, spec.Problem{Path: p.Path, Msg: "rendering node " + re.host + ": " + p.Msg})
+			}
 		}
 	}
 	out.Error = strings.Join(text, "\n")

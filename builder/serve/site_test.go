@@ -111,7 +111,8 @@ func TestSiteRenderer(t *testing.T) {
 
 	// A valid site that takes bai-extra's IP cannot render bai-extra: the
 	// problem names the node and the field, but no line, which would be
-	// one of the merged site and not of the pushed file.
+	// one of the merged site and not of the pushed file; the site's
+	// warnings (no gateway) are left out.
 	dup := string(site) + "  - hostname: bai-dup\n    role: agent\n    ip: 10.20.30.99/24\n    gateway: 10.20.30.1\n"
 	code, body = do("PUT", "/api/v1/site", dup)
 	rej := rejection(t, code, body)
@@ -119,7 +120,7 @@ func TestSiteRenderer(t *testing.T) {
 		t.Fatalf("site taking bai-extra's IP: %+v", rej)
 	}
 	for _, p := range rej.Problems {
-		if p.File != "" || p.Line != 0 || !strings.HasPrefix(p.Msg, "node bai-extra: ") || !strings.HasPrefix(p.Path, "nodes[") {
+		if p.File != "" || p.Line != 0 || !strings.HasPrefix(p.Msg, "rendering node bai-extra: ") || p.Severity != spec.SeverityError || !strings.HasPrefix(p.Path, "nodes[") {
 			t.Errorf("render problem %+v: want the node in the message, a field and no position", p)
 		}
 	}
