@@ -196,6 +196,24 @@ func fleetPrint(c *cli.Context, v any, table func(w io.Writer) error) error {
 	return table(c.App.Writer)
 }
 
+// fleetDash shows an empty server-sent value as "-", and escapes the rest.
+func fleetDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return termSafe(s)
+}
+
+// fleetCut escapes s and shortens it to n runes for a table cell.
+func fleetCut(s string, n int) string {
+	s = termSafe(s)
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // fleetNotFound says what a 404 was about, in the words format makes;
 // other errors pass.
 func fleetNotFound(err error, format string, a ...any) error {

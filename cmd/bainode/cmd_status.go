@@ -167,21 +167,3 @@ func fleetAge(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
-
-// fleetDash shows an empty server-sent value as "-", and escapes the rest.
-func fleetDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return termSafe(s)
-}
-
-// fleetCut escapes s and shortens it to n runes for a table cell.
-func fleetCut(s string, n int) string {
-	s = termSafe(s)
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
