@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(&cli.Command{
+	fleetCommand(&cli.Command{
 		Name:  "status",
 		Usage: "show each node's provisioning progress as bainoded saw it",
 		Description: `One line per node: its latest cloud-init event (STAGE is the cloud-init
