@@ -14,12 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lablup/bainode/builder/spec"
 )
 
 // Client talks to one bainoded. Any member of a cluster will do: every
@@ -106,9 +109,14 @@ type Error struct {
 	Method     string
 	Path       string // without query
 	StatusCode int
-	// Message is the server's explanation (its response body, trimmed). For
-	// a rejected site file it holds one file:line:col problem per line.
+	// Message is the server's explanation: its response body, trimmed, or
+	// the "error" of a JSON answer. For a rejected site file it holds one
+	// file:line:col problem per line.
 	Message string
+	// Problems are a rejected site file's problems, as the server found
+	// them in the body it was sent (their File is the server's name for
+	// it). Empty for other errors, and from a server that answers in text.
+	Problems []spec.Problem
 }
 
 func (e *Error) Error() string {
@@ -225,8 +233,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		return apiError(method, path, resp)
 	}
 	if out == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
@@ -243,6 +250,23 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: unexpected answer (is %s a bainoded?): %w", method, path, base, err)
 	}
 	return nil
+}
+
+// apiError reads a non-2xx answer: plain text, or JSON with "error" and
+// "problems" (a rejected site).
+func apiError(method, path string, resp *http.Response) *Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/json" {
+		var body struct {
+			Error    string         `json:"error"`
+			Problems []spec.Problem `json:"problems"`
+		}
+		if json.Unmarshal(b, &body) == nil && body.Error != "" {
+			e.Message, e.Problems = strings.TrimSpace(body.Error), body.Problems
+		}
+	}
+	return e
 }
 
 func nodePath(host string) (string, error) {
@@ -374,7 +398,8 @@ func (c *Client) Redeploy(ctx context.Context, host string) error {
 
 // PushSite stores a new version of the site file. The server validates it
 // and renders every node against it first; on a 400 the *Error's Message
-// lists the problems as file:line:col lines.
+// lists the problems as file:line:col lines, and its Problems hold them
+// one by one.
 func (c *Client) PushSite(ctx context.Context, yaml []byte) (SiteVersion, error) {
 	var out SiteVersion
 	err := c.do(ctx, http.MethodPut, "/api/v1/site", nil, bytes.NewReader(yaml), "application/yaml", &out)
@@ -400,8 +425,7 @@ func (c *Client) Site(ctx context.Context) ([]byte, int64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, 0, &Error{Method: http.MethodGet, Path: "/api/v1/site", StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		return nil, 0, apiError(http.MethodGet, "/api/v1/site", resp)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {

@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lablup/bainode/builder/fleet"
 	"github.com/lablup/bainode/builder/inventory"
 	"github.com/lablup/bainode/builder/serve"
+	"github.com/lablup/bainode/builder/spec"
 )
 
 const adminToken = "fleet-test-admin-token-0123456789"
@@ -232,5 +234,44 @@ func TestBaseUnix(t *testing.T) {
 	}
 	if _, err := (&fleet.Client{BaseURL: "unix:"}).Base(); err == nil || !strings.Contains(err.Error(), "needs a socket path") {
 		t.Errorf("unix: without a path: %v", err)
+	}
+}
+
+// A site bainoded's real validator rejects comes back as its problems, one
+// by one, and as the same text; other errors stay text with no problems.
+func TestPushSiteProblems(t *testing.T) {
+	store := inventory.NewMemory()
+	if err := store.PutAdminToken(context.Background(), inventory.HashToken(adminToken)); err != nil {
+		t.Fatal(err)
+	}
+	render := serve.RendererFunc(func([]byte, inventory.Node, serve.URLs) (serve.Files, error) {
+		return serve.Files{UserData: []byte("#cloud-config\n")}, nil
+	})
+	srv := httptest.NewServer(serve.New(serve.Config{Store: store, Renderer: render, Validator: serve.ValidateSite}))
+	defer srv.Close()
+	c := &fleet.Client{BaseURL: srv.URL, Token: adminToken}
+
+	_, err := c.PushSite(context.Background(), []byte("version: 1\nnodes:\n  - hostname: a\n    ip: 10.0.0.300\n    rolee: agent\n"))
+	var ae *fleet.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad site: %v", err)
+	}
+	want := []spec.Problem{
+		{File: "site.yaml", Line: 4, Column: 9, Path: "nodes[0].ip", Msg: `"10.0.0.300" is not an IPv4 address`},
+		{File: "site.yaml", Line: 5, Column: 5, Path: "nodes[0].rolee", Msg: `unknown key (did you mean "role"?)`},
+	}
+	if !slices.Equal(ae.Problems, want) {
+		t.Errorf("problems:\n got %+v\nwant %+v", ae.Problems, want)
+	}
+	if ae.Message != want[0].String()+"\n"+want[1].String() {
+		t.Errorf("message %q: want the problems' text", ae.Message)
+	}
+	if _, err := store.Site(context.Background()); !errors.Is(err, inventory.ErrNotFound) {
+		t.Errorf("a rejected site was stored: %v", err)
+	}
+
+	_, err = c.Node(context.Background(), "nosuch")
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || ae.Message == "" || ae.Problems != nil {
+		t.Errorf("a text error: %+v", err)
 	}
 }

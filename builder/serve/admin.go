@@ -281,7 +281,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Validator != nil {
 		if err := s.cfg.Validator(site); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			rejectSite(w, err)
 			return
 		}
 	}
@@ -292,18 +292,19 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base, _ := s.baseURL(r)
-	var errs []error
+	var errs []*renderError
 	for _, n := range nodes {
 		if _, err := s.renderNode(r.Context(), site, n, base); err != nil {
-			if !errors.Is(err, errRender) {
+			var re *renderError
+			if !errors.As(err, &re) {
 				s.storeError(w, r, err)
 				return
 			}
-			errs = append(errs, err)
+			errs = append(errs, re)
 		}
 	}
 	if len(errs) > 0 {
-		http.Error(w, errors.Join(errs...).Error(), http.StatusBadRequest)
+		rejectRender(w, errs)
 		return
 	}
 	v, err := s.store.PutSite(r.Context(), site)

@@ -81,13 +81,16 @@ func TestAdminNodes(t *testing.T) {
 
 func TestAdminSite(t *testing.T) {
 	f := newFixture(t, nil)
+	// A validator's plain error is the answer's text, with no problems.
 	code, body := f.do("PUT", "/api/v1/site", f.admin, "invalid: true\n")
-	if code != 400 || body != "site.yaml:1:1: invalid is not a key\n" {
-		t.Errorf("invalid site: got %d %q, want the validator's text", code, body)
+	if rej := rejection(t, code, body); rej.Error != "site.yaml:1:1: invalid is not a key" || rej.Problems != nil {
+		t.Errorf("invalid site: got %+v, want the validator's text", rej)
 	}
+	// A node the renderer refuses is one problem, its text as before.
 	code, body = f.do("PUT", "/api/v1/site", f.admin, "fail: gpu2\n")
-	if code != 400 || !strings.Contains(body, "node gpu2: cannot render this node") {
-		t.Errorf("site breaking a node: got %d %q", code, body)
+	if rej := rejection(t, code, body); len(rej.Problems) != 1 || rej.Problems[0].Msg != "rendering node gpu2: cannot render this node" ||
+		rej.Problems[0].Line != 0 || !strings.Contains(rej.Error, "render failed: node gpu2: cannot render this node") {
+		t.Errorf("site breaking a node: got %+v", rej)
 	}
 	if code, body := f.do("PUT", "/api/v1/site", f.admin, "site: two\n"); code != 200 || !strings.Contains(body, `"id": 2`) {
 		t.Errorf("good site: got %d %s", code, body)

@@ -176,7 +176,17 @@ func (s *server) renderNode(ctx context.Context, site []byte, n inventory.Node, 
 	urls := s.urls(base, n.Hostname, inventory.NodeToken(key, n.Hostname, n.TokenGen))
 	f, err := s.cfg.Renderer.Render(site, n, urls)
 	if err != nil {
-		return Files{}, fmt.Errorf("%w: node %s: %w", errRender, n.Hostname, err)
+		return Files{}, &renderError{host: n.Hostname, err: err}
 	}
 	return f, nil
 }
+
+// renderError is a renderer's failure for one node; it is errRender.
+type renderError struct {
+	host string
+	err  error
+}
+
+func (e *renderError) Error() string        { return fmt.Sprintf("%v: node %s: %v", errRender, e.host, e.err) }
+func (e *renderError) Unwrap() error        { return e.err }
+func (e *renderError) Is(target error) bool { return target == errRender }

@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
@@ -40,8 +41,12 @@ func TestSiteRenderer(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 
-	if code, body := do("PUT", "/api/v1/site", "version: 1\nnodes:\n  - hostname: a\n    ip: 10.0.0.300\n"); code != 400 || !strings.Contains(body, `site.yaml:4:9: nodes[0].ip: "10.0.0.300" is not an IPv4 address`) {
-		t.Errorf("invalid site: got %d %q, want 400 with the position", code, body)
+	// Problems come as JSON, one by one, and as the text the CLI prints.
+	code, body := do("PUT", "/api/v1/site", "version: 1\nnodes:\n  - hostname: a\n    ip: 10.0.0.300\n")
+	wantProblem := spec.Problem{File: "site.yaml", Line: 4, Column: 9, Path: "nodes[0].ip", Msg: `"10.0.0.300" is not an IPv4 address`}
+	if rej := rejection(t, code, body); len(rej.Problems) != 1 || rej.Problems[0] != wantProblem ||
+		rej.Error != wantProblem.String() {
+		t.Errorf("invalid site: got %+v, want the problem %+v", rej, wantProblem)
 	}
 	site, _ := fs.ReadFile(templates.FS, "examples/cluster.yaml")
 	if code, body := do("PUT", "/api/v1/site", string(site)); code != 200 {
@@ -103,4 +108,36 @@ func TestSiteRenderer(t *testing.T) {
 	if !strings.Contains(extra, "hostname: \"bai-extra\"\n") || !strings.Contains(extra, "GPU=1") {
 		t.Errorf("a node only in the inventory should be rendered as an agent of the site:\n%.400s", extra)
 	}
+
+	// A valid site that takes bai-extra's IP cannot render bai-extra: the
+	// problem names the node and the field, but no line, which would be
+	// one of the merged site and not of the pushed file; the site's
+	// warnings (no gateway) are left out.
+	dup := string(site) + "  - hostname: bai-dup\n    role: agent\n    ip: 10.20.30.99/24\n    gateway: 10.20.30.1\n"
+	code, body = do("PUT", "/api/v1/site", dup)
+	rej := rejection(t, code, body)
+	if len(rej.Problems) == 0 || !strings.Contains(rej.Error, "render failed: node bai-extra: ") {
+		t.Fatalf("site taking bai-extra's IP: %+v", rej)
+	}
+	for _, p := range rej.Problems {
+		if p.File != "" || p.Line != 0 || !strings.HasPrefix(p.Msg, "rendering node bai-extra: ") || p.Severity != spec.SeverityError || !strings.HasPrefix(p.Path, "nodes[") {
+			t.Errorf("render problem %+v: want the node in the message, a field and no position", p)
+		}
+	}
+	t.Logf("render problems: %+v", rej.Problems)
+}
+
+// rejection decodes a 400 answer to a site.
+func rejection(t *testing.T, code int, body string) (r struct {
+	Error    string         `json:"error"`
+	Problems []spec.Problem `json:"problems"`
+}) {
+	t.Helper()
+	if code != http.StatusBadRequest {
+		t.Fatalf("got %d %s, want 400", code, body)
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("400 answer %q: %v", body, err)
+	}
+	return r
 }

@@ -9,14 +9,15 @@ import (
 )
 
 // Problem is one error in a site file, pointed at by file, line, column and
-// the field's path in the spec (nodes[2].ip).
+// the field's path in the spec (nodes[2].ip). Its JSON is what bainoded
+// answers a rejected site with.
 type Problem struct {
-	File     string
-	Line     int
-	Column   int
-	Path     string
-	Msg      string
-	Severity Severity
+	File     string   `json:"file,omitempty"`
+	Line     int      `json:"line,omitempty"`
+	Column   int      `json:"column,omitempty"`
+	Path     string   `json:"field,omitempty"`
+	Msg      string   `json:"message"`
+	Severity Severity `json:"severity"`
 }
 
 // Severity tells an error, which stops the site from loading, from a
@@ -33,6 +34,22 @@ func (s Severity) String() string {
 		return "warning"
 	}
 	return "error"
+}
+
+// MarshalText writes "error" or "warning".
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads "error" or "warning".
+func (s *Severity) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "error":
+		*s = SeverityError
+	case "warning":
+		*s = SeverityWarning
+	default:
+		return fmt.Errorf("severity %q is neither error nor warning", b)
+	}
+	return nil
 }
 
 func (p Problem) String() string {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"net/http"
+	"io"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(fleetUsageErrors(&cli.Command{
+	fleetCommand(&cli.Command{
 		Name:  "cluster",
 		Usage: "list and remove the members of a replicated bainoded",
 		Description: `Talks to any member's admin API, with the same --server and admin token
@@ -33,7 +33,7 @@ Examples:
 				Name:   "list",
 				Usage:  "list the members, their raft roles and the leader",
 				Flags:  fleetFlags(fleetJSONFlag),
-				Action: clusterList,
+				Action: fleetAction("", clusterList),
 			},
 			{
 				Name:      "remove",
@@ -41,62 +41,38 @@ Examples:
 				Usage:     "remove a stopped member from the cluster",
 				ArgsUsage: "MEMBER",
 				Flags:     fleetFlags(),
-				Action:    clusterRemove,
+				Action:    fleetAction("(an ID or address from 'bainode cluster list')", clusterRemove),
 			},
 		},
-	}))
+	})
 }
 
-func clusterList(c *cli.Context) error {
-	if pos, err := fleetArgs(c); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("cluster list takes no arguments")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
+func clusterList(c *cli.Context, fc *fleet.Client, _ []string) error {
 	members, err := fc.Members(c.Context)
-	if fleet.IsNotFound(err) {
-		return fmt.Errorf("%s is a lone bainoded, not a cluster member", fc.BaseURL)
-	} else if err != nil {
-		return fleetAPIError(err)
+	if err != nil {
+		return fleetNotFound(err, "%s is a lone bainoded, not a cluster member", fc.BaseURL)
 	}
-	if c.Bool("json") {
-		return fleetJSON(c.App.Writer, members)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tLEADER")
-	for _, m := range members {
-		leader := ""
-		if m.Leader {
-			leader = "yes"
+	return fleetPrint(c, members, func(w io.Writer) error {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tLEADER")
+		for _, m := range members {
+			leader := ""
+			if m.Leader {
+				leader = "yes"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.ID, m.Address, m.Role, fleetDash(leader))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.ID, m.Address, m.Role, fleetDash(leader))
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
-func clusterRemove(c *cli.Context) error {
-	pos, err := fleetArgs(c)
-	if err != nil {
+func clusterRemove(c *cli.Context, fc *fleet.Client, args []string) error {
+	m, err := fc.RemoveMember(c.Context, args[0])
+	if fleet.IsNotFound(err) {
+		return fmt.Errorf("member %s: %w", args[0], err)
+	} else if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("cluster remove needs exactly one MEMBER (an ID or address from 'bainode cluster list'), got %d arguments", len(pos))
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	m, err := fc.RemoveMember(c.Context, pos[0])
-	switch {
-	case err == nil:
-		fmt.Fprintf(c.App.Writer, "member %d (%s, %s) removed\n", m.ID, m.Address, m.Role)
-		return nil
-	case fleet.StatusCode(err) == http.StatusNotFound:
-		return fmt.Errorf("member %s: %w", pos[0], err)
-	}
-	return fleetAPIError(err)
+	fmt.Fprintf(c.App.Writer, "member %d (%s, %s) removed\n", m.ID, m.Address, m.Role)
+	return nil
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,132 +14,25 @@ import (
 	"github.com/lablup/bainode/builder/fleet"
 )
 
-// The fleet commands talk to bainoded's admin API. bainode itself stays
-// pure Go: builder/fleet is a plain HTTP client.
+// The fleet commands (nodes, site, status, tokens, cluster) talk to
+// bainoded's admin API. bainode itself stays pure Go: builder/fleet is a
+// plain HTTP client. This file holds what they share: the connection
+// flags, the argument handling, the client and the printing.
 
 const fleetDefaultServer = "http://127.0.0.1:8081" // bainoded's default --admin-listen
 
-func init() {
-	register(fleetUsageErrors(&cli.Command{
-		Name:  "nodes",
-		Usage: "add, list, show and remove the nodes bainoded serves; rotate their tokens",
-		Description: `Manages the inventory of a running bainoded through its admin API. Every
-subcommand takes --server and the admin token (see "bainode status --help").
-
-A node is its hostname, the MACs it boots from, and optionally an IP (used
-by bainoded --bind-ip), a role and a YAML file of overrides merged over the
-site for this node only. A node the site file does not list is rendered as
-if it were appended to the site's nodes.
-
-Examples:
-  bainode nodes add gpu01 --mac 52:54:00:aa:bb:01 --role agent --ip 10.20.30.21
-  bainode nodes list
-  bainode nodes show gpu01
-  bainode nodes token rotate gpu01   # new reporting token (see "nodes token --help")
-  bainode nodes redeploy gpu01       # image it again on its next network boot
-  bainode nodes rm gpu01`,
-		Subcommands: []*cli.Command{
-			{
-				Name:      "add",
-				Usage:     "register a node (refuses to replace one without --replace)",
-				ArgsUsage: "HOSTNAME",
-				Flags: fleetFlags(
-					&cli.StringSliceFlag{Name: "mac", Usage: "`MAC` the node boots from (repeatable; any notation)"},
-					&cli.StringFlag{Name: "ip", Usage: "the node's `IP` (bainoded --bind-ip serves its seed only to it)"},
-					&cli.StringFlag{Name: "role", Usage: "`ROLE`, e.g. manager, agent, storage"},
-					&cli.StringFlag{Name: "overrides", Usage: "YAML `FILE` merged over the site for this node (- for stdin)"},
-					&cli.BoolFlag{Name: "replace", Usage: "replace the node if it exists (its MACs, IP, role and overrides)"},
-				),
-				Action: nodesAdd,
-			},
-			{
-				Name:   "list",
-				Usage:  "list the nodes",
-				Flags:  fleetFlags(fleetJSONFlag),
-				Action: nodesList,
-			},
-			{
-				Name:      "show",
-				Usage:     "show a node and its latest events",
-				ArgsUsage: "HOSTNAME",
-				Flags: fleetFlags(fleetJSONFlag,
-					&cli.IntFlag{Name: "events", Value: 20, Usage: "show the last `N` events (0: all)"}),
-				Action: nodesShow,
-			},
-			{
-				Name:      "rm",
-				Aliases:   []string{"remove"},
-				Usage:     "remove nodes (their events are kept)",
-				ArgsUsage: "HOSTNAME...",
-				Flags:     fleetFlags(),
-				Action:    nodesRemove,
-			},
-			{
-				Name:      "redeploy",
-				Usage:     "re-arm an image-mode node: its next network boot writes its role's image again",
-				ArgsUsage: "HOSTNAME",
-				Flags:     fleetFlags(),
-				Action:    nodesRedeploy,
-			},
-			nodesTokenCommand,
-		},
-	}))
-	register(fleetUsageErrors(&cli.Command{
-		Name:  "site",
-		Usage: "manage the site file bainoded renders seeds from",
-		Subcommands: []*cli.Command{
-			{
-				Name:      "push",
-				Usage:     "validate and store a new version of the site file on bainoded",
-				ArgsUsage: "SITE.yaml",
-				Description: `Sends the site file to bainoded, which checks it and renders every
-registered node against it before storing it. A rejected file is reported
-with file:line:column per problem and exit status 2; nothing is stored then.
-Nodes booting afterwards get seeds from the new version.
-
-Examples:
-  bainode site push site.yaml
-  bainode site push - < site.yaml`,
-				Flags:  fleetFlags(),
-				Action: sitePush,
-			},
-		},
-	}))
-	register(&cli.Command{
-		Name:  "status",
-		Usage: "show each node's provisioning progress as bainoded saw it",
-		Description: `One line per node: its latest cloud-init event (STAGE is the cloud-init
-stage, EVENT the full event name), how long ago it came and its result
-(start, success, warn, fail; done after phone_home; pending if the node
-never reported). --watch redraws the table every --interval until ^C.
-
-The fleet commands (nodes, site, status, tokens, cluster) find bainoded
-with --server or $BAINODE_SERVER (default ` + fleetDefaultServer + `; unix:PATH for
-bainoded --admin-listen unix:PATH) and authenticate with
-the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
---token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
-variable: a --token on the command line is visible to other users in ps.
-
-Examples:
-  BAINODE_SERVER=https://10.0.0.1:8081 bainode status --token-file admin.token
-  bainode status --watch --interval 5s
-  bainode status --server unix:/run/bainoded/admin.sock --token-file admin.token`,
-		Flags: fleetFlags(fleetJSONFlag,
-			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
-			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "redraw every `D` with --watch"},
-		),
-		Action: fleetStatus,
-	})
-}
-
-// fleetUsageErrors makes bad flags of subcommands, at any depth, exit 2,
-// as register does for commands.
-func fleetUsageErrors(c *cli.Command) *cli.Command {
-	for _, sub := range c.Subcommands {
-		sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-		fleetUsageErrors(sub)
+// fleetCommand registers a fleet command whose bad flags, at any depth,
+// exit 2, as register does for commands.
+func fleetCommand(c *cli.Command) {
+	var walk func(*cli.Command)
+	walk = func(c *cli.Command) {
+		for _, sub := range c.Subcommands {
+			sub.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+			walk(sub)
+		}
 	}
-	return c
+	walk(c)
+	register(c)
 }
 
 var fleetJSONFlag = &cli.BoolFlag{Name: "json", Usage: "print the server's JSON"}
@@ -158,9 +49,57 @@ func fleetFlags(more ...cli.Flag) []cli.Flag {
 	}, more...)
 }
 
+// fleetAction is the plumbing of every fleet command: it applies the flags
+// written after the arguments, checks how many arguments there are against
+// the command's ArgsUsage ("" none, "X" one, "X..." one or more; hint is
+// added to the complaint), builds the client from the connection flags,
+// runs call, and adds a hint to the API's errors an operator can fix here.
+func fleetAction(hint string, call func(c *cli.Context, api *fleet.Client, args []string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		args, err := fleetArgs(c)
+		if err != nil {
+			return err
+		}
+		if err := fleetArity(c, args, hint); err != nil {
+			return err
+		}
+		api, err := fleetClient(c)
+		if err != nil {
+			return err
+		}
+		return fleetAPIError(call(c, api, args))
+	}
+}
+
+// fleetArity checks the number of positional arguments.
+func fleetArity(c *cli.Context, args []string, hint string) error {
+	var path []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			path = append([]string{l.Command.Name}, path...)
+		}
+	}
+	name := strings.Join(path, " ")
+	want, many := strings.CutSuffix(c.Command.ArgsUsage, "...")
+	if hint != "" {
+		hint = " " + hint
+	}
+	switch {
+	case want == "" && len(args) > 0:
+		return usagef("%s takes no arguments", name)
+	case want != "" && many && len(args) == 0:
+		return usagef("%s needs at least one %s%s", name, want, hint)
+	case want != "" && !many && len(args) != 1:
+		return usagef("%s needs exactly one %s%s, got %d arguments", name, want, hint, len(args))
+	}
+	return nil
+}
+
 // fleetArgs returns the positional arguments and applies the flags written
-// after them: urfave/cli stops at the first positional, but
-// "nodes add HOST --mac M" is how people type it.
+// after them: "nodes add HOST --mac M" is how people type it, but
+// urfave/cli v2 parses flags with the standard flag package, which stops
+// at the first positional argument, and has no option to go on (v1
+// reordered the arguments, v3 parses flags anywhere).
 func fleetArgs(c *cli.Context) ([]string, error) {
 	in := c.Args().Slice()
 	var pos []string
@@ -246,204 +185,42 @@ func fleetAPIError(err error) error {
 	return err
 }
 
-// fleetHost returns the single HOSTNAME argument.
-func fleetHost(c *cli.Context) (string, error) {
-	pos, err := fleetArgs(c)
-	if err != nil {
-		return "", err
-	}
-	if len(pos) != 1 {
-		return "", usagef("nodes %s needs exactly one HOSTNAME, got %d arguments", c.Command.Name, len(pos))
-	}
-	return pos[0], nil
-}
-
-func nodesAdd(c *cli.Context) error {
-	host, err := fleetHost(c)
-	if err != nil {
-		return err
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	n := fleet.Node{Hostname: host, MACs: c.StringSlice("mac"), IP: c.String("ip"), Role: c.String("role")}
-	if f := c.String("overrides"); f != "" {
-		b, err := fleetRead(f)
-		if err != nil {
-			return usagef("--overrides: %v", err)
-		}
-		n.Overrides = string(b)
-	}
-	if !c.Bool("replace") {
-		_, err := fc.Node(c.Context, host)
-		if err == nil {
-			return fmt.Errorf("node %s already exists; use --replace to overwrite it", host)
-		} else if !fleet.IsNotFound(err) {
-			return fleetAPIError(err)
-		}
-	}
-	out, err := fc.PutNode(c.Context, n)
-	if err != nil {
-		return fleetAPIError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "node %s saved", out.Hostname)
-	if len(out.MACs) > 0 {
-		fmt.Fprintf(c.App.Writer, " (mac %s)", strings.Join(out.MACs, ", "))
-	}
-	fmt.Fprintln(c.App.Writer)
-	return nil
-}
-
-func nodesList(c *cli.Context) error {
-	if pos, err := fleetArgs(c); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("nodes list takes no arguments")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	nodes, err := fc.Nodes(c.Context)
-	if err != nil {
-		return fleetAPIError(err)
-	}
+// fleetPrint prints v as the server's JSON with --json, else as table
+// writes it.
+func fleetPrint(c *cli.Context, v any, table func(w io.Writer) error) error {
 	if c.Bool("json") {
-		return fleetJSON(c.App.Writer, nodes)
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOSTNAME\tROLE\tIP\tMACS\tOVERRIDES")
-	for _, n := range nodes {
-		ov := "-"
-		if n.Overrides != "" {
-			ov = "yes"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Hostname, fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ",")), ov)
-	}
-	return tw.Flush()
+	return table(c.App.Writer)
 }
 
-func nodesShow(c *cli.Context) error {
-	host, err := fleetHost(c)
-	if err != nil {
-		return err
+// fleetDash shows an empty server-sent value as "-", and escapes the rest.
+func fleetDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
+	return termSafe(s)
+}
+
+// fleetCut escapes s and shortens it to n runes for a table cell.
+func fleetCut(s string, n int) string {
+	s = termSafe(s)
+	r := []rune(s)
+	if len(r) <= n {
+		return s
 	}
-	n, err := fc.Node(c.Context, host)
+	return string(r[:n-1]) + "…"
+}
+
+// fleetNotFound says what a 404 was about, in the words format makes;
+// other errors pass.
+func fleetNotFound(err error, format string, a ...any) error {
 	if fleet.IsNotFound(err) {
-		return fmt.Errorf("node %s: not found", host)
-	} else if err != nil {
-		return fleetAPIError(err)
+		return fmt.Errorf(format, a...)
 	}
-	limit := c.Int("events")
-	if limit < 0 {
-		return usagef("--events must be >= 0")
-	}
-	events, err := fc.Events(c.Context, host, limit)
-	if err != nil {
-		return fleetAPIError(err)
-	}
-	w := c.App.Writer
-	if c.Bool("json") {
-		return fleetJSON(w, struct {
-			fleet.Node
-			Events []fleet.Event `json:"events"`
-		}{n, events})
-	}
-	fmt.Fprintf(w, "hostname:  %s\nrole:      %s\nip:        %s\nmacs:      %s\n",
-		termSafe(n.Hostname), fleetDash(n.Role), fleetDash(n.IP), fleetDash(strings.Join(n.MACs, ", ")))
-	if n.TokenRevoked {
-		fmt.Fprintf(w, "token:     revoked (bainode nodes token rotate %s)\n", n.Hostname)
-	}
-	if n.Overrides != "" {
-		fmt.Fprintf(w, "overrides: |\n")
-		for _, l := range strings.Split(strings.TrimRight(n.Overrides, "\n"), "\n") {
-			fmt.Fprintf(w, "  %s\n", termSafe(l))
-		}
-	}
-	if len(events) == 0 {
-		fmt.Fprintln(w, "events:    none (the node has not reported)")
-		return nil
-	}
-	fmt.Fprintf(w, "events (last %d, oldest first):\n", len(events))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  TIME\tEVENT\tRESULT\tDETAIL")
-	for _, e := range events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), termSafe(e.Stage), termSafe(e.Result), fleetDash(fleetCut(e.Detail, 100)))
-	}
-	return tw.Flush()
-}
-
-func nodesRemove(c *cli.Context) error {
-	hosts, err := fleetArgs(c)
-	if err != nil {
-		return err
-	}
-	if len(hosts) == 0 {
-		return usagef("nodes rm needs at least one HOSTNAME")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, h := range hosts {
-		err := fc.DeleteNode(c.Context, h)
-		switch {
-		case err == nil:
-			fmt.Fprintf(c.App.Writer, "node %s removed\n", h)
-		case fleet.IsNotFound(err):
-			errs = append(errs, fmt.Errorf("node %s: not found", h))
-		default:
-			errs = append(errs, fleetAPIError(err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func sitePush(c *cli.Context) error {
-	pos, err := fleetArgs(c)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("site push needs exactly one site file (- for stdin)")
-	}
-	file := pos[0]
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	b, err := fleetRead(file)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	v, err := fc.PushSite(c.Context, b)
-	var ae *fleet.Error
-	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
-		// The server parses the body as "site.yaml"; name the file the
-		// operator pushed so editors can jump to the line.
-		msg := ae.Message
-		if file != "-" {
-			var lines []string
-			for _, l := range strings.Split(msg, "\n") {
-				if rest, ok := strings.CutPrefix(l, "site.yaml:"); ok {
-					l = file + ":" + rest
-				}
-				lines = append(lines, l)
-			}
-			msg = strings.Join(lines, "\n")
-		}
-		return usageError{fmt.Errorf("bainoded rejected %s (nothing was stored):\n%s", fleetInputName(file), msg)}
-	} else if err != nil {
-		return fleetAPIError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "site version %d stored (%s, %d bytes)\n", v.ID, fleetInputName(file), len(b))
-	return nil
+	return err
 }
 
 func fleetInputName(file string) string {
@@ -460,12 +237,6 @@ func fleetRead(file string) ([]byte, error) {
 	return os.ReadFile(file)
 }
 
-func fleetJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // fleetIsTTY reports whether w is a character device (a terminal), where
 // --watch redraws in place.
 func fleetIsTTY(w io.Writer) bool {
@@ -475,20 +246,4 @@ func fleetIsTTY(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func nodesRedeploy(c *cli.Context) error {
-	host, err := fleetHost(c)
-	if err != nil {
-		return err
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	if err := fc.Redeploy(c.Context, host); err != nil {
-		return fleetAPIError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "node %s re-armed: its next network boot deploys its image again\n", host)
-	return nil
 }

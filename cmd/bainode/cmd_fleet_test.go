@@ -420,3 +420,47 @@ func (s *fleetSyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// site push names the problems the server sends after the file it read
+// (stdin for -), including a node of the inventory the site cannot render.
+func TestFleetSitePushProblems(t *testing.T) {
+	f := newFleetServer(t)
+	push := func(stdin string, args ...string) result {
+		t.Helper()
+		cmd := exec.Command(fleetBinary(t), append([]string{"site", "push"}, args...)...)
+		cmd.Env = append(append([]string(nil), f.env...), f.authEnv()...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		r := result{out.String(), errb.String(), 0}
+		if errors.As(err, &ee) {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	bad := "version: 1\nname: x\ntarget: debian-12\nnodes:\n  - hostname: a\n    rolee: agent\n"
+	if r := push(bad, "-"); r.code != 2 || !strings.Contains(r.stderr, "bainoded rejected stdin (nothing was stored):\nstdin:6:5: nodes[0].rolee: unknown key") {
+		t.Errorf("site push - of a bad site: exit %d\n%s", r.code, r.stderr)
+	}
+
+	site, err := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := push(string(site), "-"); r.code != 0 || !strings.Contains(r.stdout, "(stdin, ") {
+		t.Fatalf("site push -: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	f.ok("nodes", "add", "extra", "--mac", "52:54:00:00:00:09", "--ip", "10.0.2.20", "--role", "agent")
+	// A valid site whose own node takes the inventory node's IP.
+	taken := filepath.Join(t.TempDir(), "taken.yaml")
+	os.WriteFile(taken, append(site, "  - hostname: extra2\n    role: agent\n    ip: 10.0.2.20/24\n"...), 0o644)
+	r := push("", taken)
+	t.Logf("site push %s:\n%s", taken, r.stderr)
+	if r.code != 2 || !strings.Contains(r.stderr, taken+": nodes[2].ip: rendering node extra: 10.0.2.20 is also nodes[1]") {
+		t.Errorf("site push of a site that cannot render node extra: exit %d\n%s", r.code, r.stderr)
+	}
+}

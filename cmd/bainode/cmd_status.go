@@ -18,28 +18,44 @@ import (
 	"github.com/lablup/bainode/builder/fleet"
 )
 
+func init() {
+	fleetCommand(&cli.Command{
+		Name:  "status",
+		Usage: "show each node's provisioning progress as bainoded saw it",
+		Description: `One line per node: its latest cloud-init event (STAGE is the cloud-init
+stage, EVENT the full event name), how long ago it came and its result
+(start, success, warn, fail; done after phone_home; pending if the node
+never reported). --watch redraws the table every --interval until ^C.
+
+The fleet commands (nodes, site, status, tokens, cluster) find bainoded
+with --server or $BAINODE_SERVER (default ` + fleetDefaultServer + `; unix:PATH for
+bainoded --admin-listen unix:PATH) and authenticate with
+the admin token bainoded wrote to DATA/admin.token: --token-file FILE,
+--token TOKEN or $BAINODE_TOKEN, in that order. Prefer the file or the
+variable: a --token on the command line is visible to other users in ps.
+
+Examples:
+  BAINODE_SERVER=https://10.0.0.1:8081 bainode status --token-file admin.token
+  bainode status --watch --interval 5s
+  bainode status --server unix:/run/bainoded/admin.sock --token-file admin.token`,
+		Flags: fleetFlags(fleetJSONFlag,
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until interrupted"},
+			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "redraw every `D` with --watch"},
+		),
+		Action: fleetAction("", fleetStatus),
+	})
+}
+
 // fleetStatus is bainode status: one table row per node, redrawn with
 // --watch.
-func fleetStatus(c *cli.Context) error {
-	if pos, err := fleetArgs(c); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("status takes no arguments")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
+func fleetStatus(c *cli.Context, fc *fleet.Client, _ []string) error {
 	w := c.App.Writer
 	if !c.Bool("watch") {
 		st, err := fc.Status(c.Context)
 		if err != nil {
-			return fleetAPIError(err)
+			return err
 		}
-		if c.Bool("json") {
-			return fleetJSON(w, st)
-		}
-		return fleetStatusTable(w, st, time.Now())
+		return fleetPrint(c, st, func(w io.Writer) error { return fleetStatusTable(w, st, time.Now()) })
 	}
 	if c.Bool("json") {
 		return usagef("--watch and --json are exclusive")
@@ -150,22 +166,4 @@ func fleetAge(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-// fleetDash shows an empty server-sent value as "-", and escapes the rest.
-func fleetDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return termSafe(s)
-}
-
-// fleetCut escapes s and shortens it to n runes for a table cell.
-func fleetCut(s string, n int) string {
-	s = termSafe(s)
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

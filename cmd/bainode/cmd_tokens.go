@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"text/tabwriter"
@@ -31,20 +32,20 @@ Examples:
 			Usage:     "give a node a new reporting token; the old one stops working",
 			ArgsUsage: "HOSTNAME",
 			Flags:     fleetFlags(),
-			Action:    nodesTokenRotate,
+			Action:    fleetAction("", nodesTokenRotate),
 		},
 		{
 			Name:      "revoke",
 			Usage:     "stop a node's reporting token from working until it is rotated",
 			ArgsUsage: "HOSTNAME",
 			Flags:     fleetFlags(),
-			Action:    nodesTokenRevoke,
+			Action:    fleetAction("", nodesTokenRevoke),
 		},
 	},
 }
 
 func init() {
-	register(fleetUsageErrors(&cli.Command{
+	fleetCommand(&cli.Command{
 		Name:  "tokens",
 		Usage: "list, add and revoke bainoded's admin tokens",
 		Description: `Admin tokens let operators use bainoded's admin API. Each member registers
@@ -66,7 +67,7 @@ Examples:
 				Name:   "list",
 				Usage:  "list the active admin tokens",
 				Flags:  fleetFlags(fleetJSONFlag),
-				Action: tokensList,
+				Action: fleetAction("", tokensList),
 			},
 			{
 				Name:      "add",
@@ -74,7 +75,7 @@ Examples:
 				ArgsUsage: "NAME",
 				Flags: fleetFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"},
 					Usage: "write the token to a new `FILE` (mode 0600) instead of stdout"}),
-				Action: tokensAdd,
+				Action: fleetAction("(the person or tool it is for)", tokensAdd),
 			},
 			{
 				Name:      "rm",
@@ -82,101 +83,54 @@ Examples:
 				Usage:     "revoke admin tokens for good (not the one you are using)",
 				ArgsUsage: "ID...",
 				Flags:     fleetFlags(),
-				Action:    tokensRemove,
+				Action:    fleetAction("(see bainode tokens list)", tokensRemove),
 			},
 		},
-	}))
+	})
 }
 
-// tokenHost returns the single HOSTNAME of a "nodes token" command.
-func tokenHost(c *cli.Context) (string, error) {
-	pos, err := fleetArgs(c)
-	if err != nil {
-		return "", err
-	}
-	if len(pos) != 1 {
-		return "", usagef("nodes token %s needs exactly one HOSTNAME, got %d arguments", c.Command.Name, len(pos))
-	}
-	return pos[0], nil
-}
-
-func nodesTokenRotate(c *cli.Context) error {
-	host, err := tokenHost(c)
-	if err != nil {
-		return err
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	if _, err := fc.RotateNodeToken(c.Context, host); fleet.IsNotFound(err) {
-		return fmt.Errorf("node %s: not found", host)
-	} else if err != nil {
-		return fleetAPIError(err)
+func nodesTokenRotate(c *cli.Context, fc *fleet.Client, args []string) error {
+	host := args[0]
+	if _, err := fc.RotateNodeToken(c.Context, host); err != nil {
+		return fleetNotFound(err, "node %s: not found", host)
 	}
 	fmt.Fprintf(c.App.Writer, "node %s: token rotated; the old one no longer works. "+
 		"The node gets the new one in vendor-data the next time it fetches its seed.\n", host)
 	return nil
 }
 
-func nodesTokenRevoke(c *cli.Context) error {
-	host, err := tokenHost(c)
-	if err != nil {
-		return err
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
-	if err := fc.RevokeNodeToken(c.Context, host); fleet.IsNotFound(err) {
-		return fmt.Errorf("node %s: not found", host)
-	} else if err != nil {
-		return fleetAPIError(err)
+func nodesTokenRevoke(c *cli.Context, fc *fleet.Client, args []string) error {
+	host := args[0]
+	if err := fc.RevokeNodeToken(c.Context, host); err != nil {
+		return fleetNotFound(err, "node %s: not found", host)
 	}
 	fmt.Fprintf(c.App.Writer, "node %s: token revoked; it cannot report until `bainode nodes token rotate %s`\n", host, host)
 	return nil
 }
 
-func tokensList(c *cli.Context) error {
-	if pos, err := fleetArgs(c); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("tokens list takes no arguments")
-	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
+func tokensList(c *cli.Context, fc *fleet.Client, _ []string) error {
 	list, err := fc.AdminTokens(c.Context)
 	if err != nil {
-		return fleetAPIError(err)
-	}
-	if c.Bool("json") {
-		return fleetJSON(c.App.Writer, list)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSHA256\tCREATED\t")
-	for _, t := range list {
-		name, mark := t.Name, ""
-		if name == "" {
-			name = "(token file)"
-		}
-		if t.Current {
-			mark = "(this token)"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\t%s\n", t.ID, name, t.Prefix, t.Created.Local().Format("2006-01-02 15:04"), mark)
-	}
-	return tw.Flush()
-}
-
-func tokensAdd(c *cli.Context) error {
-	pos, err := fleetArgs(c)
-	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("tokens add needs exactly one NAME, e.g. the person or tool it is for")
-	}
+	return fleetPrint(c, list, func(w io.Writer) error {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSHA256\tCREATED\t")
+		for _, t := range list {
+			name, mark := t.Name, ""
+			if name == "" {
+				name = "(token file)"
+			}
+			if t.Current {
+				mark = "(this token)"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\t%s\n", t.ID, name, t.Prefix, t.Created.Local().Format("2006-01-02 15:04"), mark)
+		}
+		return tw.Flush()
+	})
+}
+
+func tokensAdd(c *cli.Context, fc *fleet.Client, args []string) error {
 	out := c.String("output")
 	if out != "" {
 		// Check first: a token made but not saved would have to be revoked.
@@ -184,13 +138,9 @@ func tokensAdd(c *cli.Context) error {
 			return usagef("--output %s exists; tokens add only writes new files", out)
 		}
 	}
-	fc, err := fleetClient(c)
+	t, err := fc.CreateAdminToken(c.Context, args[0])
 	if err != nil {
 		return err
-	}
-	t, err := fc.CreateAdminToken(c.Context, pos[0])
-	if err != nil {
-		return fleetAPIError(err)
 	}
 	if out != "" {
 		if err := writeFile(out, []byte(t.Token+"\n"), 0o600); err != nil {
@@ -211,14 +161,7 @@ func tokensAdd(c *cli.Context) error {
 	return nil
 }
 
-func tokensRemove(c *cli.Context) error {
-	args, err := fleetArgs(c)
-	if err != nil {
-		return err
-	}
-	if len(args) == 0 {
-		return usagef("tokens rm needs at least one ID (see bainode tokens list)")
-	}
+func tokensRemove(c *cli.Context, fc *fleet.Client, args []string) error {
 	var ids []int64
 	for _, a := range args {
 		id, err := strconv.ParseInt(a, 10, 64)
@@ -227,21 +170,13 @@ func tokensRemove(c *cli.Context) error {
 		}
 		ids = append(ids, id)
 	}
-	fc, err := fleetClient(c)
-	if err != nil {
-		return err
-	}
 	var errs []error
 	for _, id := range ids {
-		err := fc.RevokeAdminToken(c.Context, id)
-		switch {
-		case err == nil:
-			fmt.Fprintf(c.App.Writer, "admin token %d revoked\n", id)
-		case fleet.IsNotFound(err):
-			errs = append(errs, fmt.Errorf("admin token %d: not found (or already revoked)", id))
-		default:
-			errs = append(errs, fleetAPIError(err))
+		if err := fc.RevokeAdminToken(c.Context, id); err != nil {
+			errs = append(errs, fleetNotFound(err, "admin token %d: not found (or already revoked)", id))
+			continue
 		}
+		fmt.Fprintf(c.App.Writer, "admin token %d revoked\n", id)
 	}
 	return errors.Join(errs...)
 }
