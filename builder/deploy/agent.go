@@ -236,18 +236,30 @@ func getRetry(ctx context.Context, sys System, url string, within time.Duration)
 				return nil, err
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusConflict {
+				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				return nil, fmt.Errorf("%w: %s", ErrDeployed, strings.TrimSpace(string(msg)))
+			}
 			if resp.StatusCode != http.StatusOK {
 				return nil, fmt.Errorf("%s: %s", url, resp.Status)
 			}
 			return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		}()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, ErrDeployed) || time.Now().After(deadline) || ctx.Err() != nil {
 			return b, err
 		}
 		sys.Logf("%v; retrying", err)
 		time.Sleep(2 * time.Second)
 	}
 }
+
+// ErrDeployed is bainoded's answer (409) for a node whose image is already
+// on its disk: the agent stops without touching the disk, and exits with
+// ExitDeployed so the deploy environment's init can say so.
+var ErrDeployed = errors.New("this node is deployed already")
+
+// ExitDeployed is the agent's exit status for ErrDeployed.
+const ExitDeployed = 3
 
 // postStatus reports a stage with the node's token, retrying within.
 func postStatus(ctx context.Context, cfg Config, sys System, s Status, within time.Duration) error {

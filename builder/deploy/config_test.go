@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,6 +100,31 @@ func TestLoadConfigFetch(t *testing.T) {
 	if cfg, err := deploy.LoadConfig(t.Context(), local, cmdline, deploy.System{}); err != nil || cfg.Node != "from-file" {
 		t.Errorf("with a local file: %+v %v", cfg, err)
 	}
+	// Deployed: bainoded refuses the config at once (no retries), and the
+	// agent stops with ErrDeployed, its disk untouched.
+	req, _ := http.NewRequest("POST", srv.URL+deploy.StatusPath("gpu1"), strings.NewReader(`{"stage":"deployed"}`))
+	req.Header.Set("Authorization", "Bearer "+node.Token)
+	if resp, err := srv.Client().Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("report deployed: %v %v", resp, err)
+	}
+	var logs []string
+	logf := func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	_, err = deploy.LoadConfig(t.Context(), missing, cmdline, deploy.System{Logf: logf})
+	if !errors.Is(err, deploy.ErrDeployed) || !strings.Contains(err.Error(), "bainode nodes redeploy gpu1") {
+		t.Errorf("deployed node: %v", err)
+	}
+	if strings.Contains(strings.Join(logs, "\n"), "retrying") {
+		t.Errorf("deployed node: LoadConfig retried:\n%s", strings.Join(logs, "\n"))
+	}
+	req, _ = http.NewRequest("POST", srv.URL+"/api/v1/nodes/gpu1/redeploy", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	if resp, err := srv.Client().Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("redeploy: %v %v", resp, err)
+	}
+	if cfg, err := deploy.LoadConfig(t.Context(), missing, cmdline, deploy.System{}); err != nil || cfg.Node != "gpu1" {
+		t.Errorf("re-armed node: %+v %v", cfg, err)
+	}
+
 	// Neither: a message that says what is missing.
 	_, err = deploy.LoadConfig(t.Context(), missing, "console=ttyS0", deploy.System{})
 	if err == nil || err.Error() != "no "+missing+" and no bainode.config= on the kernel command line: boot the deploy environment from bainoded or a 'bainode pxe' tree" {

@@ -3,10 +3,12 @@ package deploy
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lablup/bainode/builder/cpio"
@@ -85,5 +87,17 @@ func TestAssemble(t *testing.T) {
 		if !seen[f] {
 			t.Errorf("initramfs lacks %s", f)
 		}
+	}
+}
+
+// The init script tells "deployed already" from a failure by the agent's
+// exit status, which Go owns.
+func TestInitKnowsExitDeployed(t *testing.T) {
+	init, err := envFiles.ReadFile("env/init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`if [ "$rc" = %d ]; then # deploy.ExitDeployed`, ExitDeployed); !strings.Contains(string(init), want) {
+		t.Errorf("env/init lacks %q", want)
 	}
 }

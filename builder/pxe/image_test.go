@@ -37,7 +37,7 @@ func TestImageConfigsGolden(t *testing.T) {
 	for path, want := range map[string]string{
 		"pxelinux.cfg/01-52-54-00-20-30-22": "APPEND initrd=image/initrd.img " + cmdline + "\n",
 		"grub/grub.cfg":                     "linux /image/vmlinuz " + cmdline + "\n    initrd /image/initrd.img\n",
-		"ipxe/01-52-54-00-20-30-22.ipxe":    "kernel ../image/vmlinuz initrd=initrd initrd=node " + cmdline + "\ninitrd --name initrd ../image/initrd.img\n# The node's own initrd comes from bainoded, never from the tree.\ninitrd --name node " + url + "\n",
+		"ipxe/01-52-54-00-20-30-22.ipxe":    "kernel ../image/vmlinuz initrd=initrd initrd=node " + cmdline + "\ninitrd --name initrd ../image/initrd.img\n# The node's own initrd comes from bainoded, never from the tree. bainoded\n# refuses it (409) once the node is deployed: then boot the next device.\ninitrd --name node " + url + " || exit\n",
 	} {
 		if got := string(tr.Files[path].Data); !strings.Contains(got, want) {
 			t.Errorf("%s lacks %q:\n%s", path, want, got)

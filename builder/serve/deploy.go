@@ -237,6 +237,19 @@ func (s *server) deployNode(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
+	// A deployed node that still boots from the network (a static 'bainode
+	// pxe' tree, a boot order with the network first) must not be imaged
+	// again: the agent stops on 409, and iPXE falls through to the disk.
+	st, err := s.deployState(r, e.node.Hostname)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if st.Result == deploy.StageDeployed {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, e.node.Hostname+" is deployed; boot it from its disk, or run 'bainode nodes redeploy "+e.node.Hostname+"' to image it again", http.StatusConflict)
+		return
+	}
 	site, err := s.store.Site(r.Context())
 	if err != nil {
 		s.storeError(w, r, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -80,6 +81,9 @@ Examples:
 			}
 			cmdline, _ := os.ReadFile("/proc/cmdline")
 			cfg, err := deploy.LoadConfig(ctx, c.String("config"), string(cmdline), deploy.System{Logf: logf})
+			if errors.Is(err, deploy.ErrDeployed) {
+				return cli.Exit("bainode-deploy: "+err.Error(), deploy.ExitDeployed)
+			}
 			if err != nil {
 				return err
 			}
