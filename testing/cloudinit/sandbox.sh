@@ -33,6 +33,14 @@ mount -t tmpfs tmpfs "$R/dev/shm"
 ln -s /proc/self/fd "$R/dev/fd"
 for m in run tmp; do mount -t tmpfs -o mode=1777 tmpfs "$R/$m"; done
 chmod 0755 "$R/run"
+# The trees and the shim live in the user's cache, which may be under /tmp
+# or /run (XDG_CACHE_HOME): show it through the fresh tmpfs.
+d=$(dirname "$SHIM")
+case $d in /tmp/* | /run/*)
+	mkdir -p "$R$d"
+	mount --bind "$d" "$R$d"
+	;;
+esac
 # A fresh instance: no state, logs or config from the host's cloud-init.
 rm -rf "$R/var/lib/cloud" "$R/var/log/cloud-init.log" "$R/var/log/cloud-init-output.log"
 mkdir -p "$R/var/lib/cloud/seed/nocloud"
