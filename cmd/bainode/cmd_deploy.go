@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -74,18 +73,17 @@ Examples:
 			&cli.StringFlag{Name: "config", Value: "/etc/bainode/deploy.json", Usage: "agent configuration `FILE`"},
 		},
 		Action: func(c *cli.Context) error {
-			b, err := os.ReadFile(c.String("config"))
-			if err != nil {
-				return err
-			}
-			var cfg deploy.Config
-			if err := json.Unmarshal(b, &cfg); err != nil {
-				return fmt.Errorf("%s: %w", c.String("config"), err)
-			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logf := func(format string, a ...any) {
 				fmt.Fprintf(c.App.ErrWriter, "bainode-deploy: "+format+"\n", a...)
+			}
+			// A generic ISO boots without the config: bainode.server= on
+			// the kernel command line says where to fetch it by MAC.
+			cmdline, _ := os.ReadFile("/proc/cmdline")
+			cfg, err := deploy.LoadConfig(ctx, c.String("config"), string(cmdline), "/sys/class/net", deploy.System{Logf: logf})
+			if err != nil {
+				return err
 			}
 			logf("node %s, image %s from %s", cfg.Node, cfg.Image.SHA256, cfg.Server)
 			return deploy.Run(ctx, cfg, deploy.System{Logf: logf})
