@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/cpio"
+	"github.com/lablup/bainode/testing/qemu"
 )
 
 // needCDLoaders finds the distribution's loaders and the tools used as
@@ -161,5 +164,47 @@ func TestWriteDeploy(t *testing.T) {
 		if _, err := WriteDeploy(d, g1, testEpoch); err == nil {
 			t.Errorf("kernel argument %q accepted", bad)
 		}
+	}
+}
+
+// TestBootDeployISO boots an image-mode ISO with the probe in place of the
+// deploy environment's initrd: the kernel must get the arguments as
+// written, through isolinux (SeaBIOS, CD) and through the signed shim and
+// GRUB on bainode's own ESP (OVMF with Secure Boot, CD), ';' included.
+func TestBootDeployISO(t *testing.T) {
+	fx := needFixtures(t)
+	needBootTools(t)
+	l := needCDLoaders(t)
+	img := qemu.Need(t)
+	out := filepath.Join(t.TempDir(), "deploy.iso")
+	args := []string{"console=ttyS0", "bainode.server=http://10.0.2.2:8080/x;y"}
+	a := cpio.NewArchive()
+	a.File("etc/bainode/deploy.json", 0o600, []byte("{}\n"))
+	var node bytes.Buffer
+	a.WriteTo(&node)
+	if _, err := WriteDeploy(Deploy{Loaders: l, Kernel: img.Kernel, Initrd: fx.Probe, Node: node.Bytes(), Args: args}, out, testEpoch); err != nil {
+		t.Fatal(err)
+	}
+	want := "PROBE cmdline: " // GRUB prepends BOOT_IMAGE=, isolinux does not
+	for _, mode := range []bootMode{
+		{name: "bios-cd", cdrom: true},
+		{name: "uefi-sb-cd", uefi: true, secureBoot: true, cdrom: true},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			console := bootProbe(t, out, mode)
+			line := ""
+			for _, l := range strings.Split(console, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), want) {
+					line = strings.TrimSpace(l)
+				}
+			}
+			if !strings.HasSuffix(line, " "+strings.Join(args, " ")) && line != want+strings.Join(args, " ") {
+				t.Errorf("kernel command line %q does not end with %q:\n%s", line, strings.Join(args, " "), tail(console, 30))
+			}
+			if mode.secureBoot && !strings.Contains(console, "PROBE secureboot: Secure boot enabled") {
+				t.Errorf("the kernel did not report Secure Boot enabled:\n%s", tail(console, 30))
+			}
+		})
 	}
 }

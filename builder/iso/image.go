@@ -24,8 +24,8 @@ type Boot struct {
 	// config. It holds a secret; the caller sets Spec.Secret.
 	Node   []byte
 	Append string // kernel command line
-	Label    string // menu entry and /.disk/info text
-	Extra    []File // more files: the image, the seed
+	Label  string // menu entry and /.disk/info text
+	Extra  []File // more files: the image, the seed
 }
 
 // KernelSpec is the Spec of a hybrid ISO that boots b.Kernel with b.Initrd
@@ -40,6 +40,9 @@ func KernelSpec(b Boot, volumeID string, epoch time.Time) (Spec, error) {
 	}
 	if strings.ContainsAny(b.Append, "\n'") {
 		return Spec{}, fmt.Errorf("boot: kernel command line %q holds a newline or a single quote", b.Append)
+	}
+	if b.Node != nil && len(b.Node) == 0 {
+		return Spec{}, fmt.Errorf("boot: the node's initrd is empty (isolinux fails to load an empty file)")
 	}
 	code, err := readRange(b.MBRCode, 0, 432)
 	if err != nil {
