@@ -17,121 +17,165 @@ import (
 	"github.com/lablup/bainode/builder/cpio"
 )
 
-// ServerArg is the kernel argument that names bainoded to a deploy
-// environment booted without its node's config (a generic ISO): the
-// agent then fetches the config by the machine's MAC, as iPXE does.
-const ServerArg = "bainode.server="
+// ConfigFile is the agent's configuration inside the deploy environment
+// and inside the per-node initramfs fragment bainoded serves.
+const ConfigFile = "etc/bainode/deploy.json"
 
-// ConfigPath is where the node's config sits in the deploy environment
-// (bainoded's node.cpio puts it there).
-const ConfigPath = "etc/bainode/deploy.json"
+// ConfigArg names, on the kernel command line, the URL of the node's
+// initramfs fragment, for loaders that cannot fetch it themselves
+// (pxelinux over TFTP; Debian's signed GRUB has no http module). The URL
+// holds no secret: bainoded serves the fragment on the terms of the node's
+// seed, and the kernel prints its command line to the console.
+const ConfigArg = "bainode.config"
 
-// NodeCPIOPath is where bainoded serves a node's config, by MAC
-// (aa-bb-cc-dd-ee-ff), below its base URL.
-func NodeCPIOPath(mac string) string {
+// NodeConfigPath is the path of a node's fragment on bainoded, by the MAC
+// the node boots from (aa:bb:cc:dd:ee:ff).
+func NodeConfigPath(mac string) string {
 	return "/deploy/" + strings.ReplaceAll(mac, ":", "-") + "/node.cpio"
 }
 
-// LoadConfig reads the agent's config from file. If file does not exist
-// and cmdline holds bainode.server=URL, it fetches node.cpio from there
-// for each network card's MAC (under sysNet, /sys/class/net) and takes
-// the config out of the first one bainoded knows.
-func LoadConfig(ctx context.Context, file, cmdline, sysNet string, sys System) (Config, error) {
-	b, err := os.ReadFile(file)
+// ServerArg names bainoded's base URL on the kernel command line, for a
+// deploy environment booted without its node's config and without a
+// per-node URL (a generic 'bainode iso --mode image'): the agent then
+// fetches the fragment by its network cards' MACs, as iPXE does.
+const ServerArg = "bainode.server"
+
+// LoadConfig reads the agent's configuration from path; when there is no
+// such file (a loader that could not add the fragment), it fetches the
+// fragment that ConfigArg on cmdline names, or else the one for one of its
+// MACs from the server ServerArg names, and reads the file from it.
+func LoadConfig(ctx context.Context, path, cmdline string, sys System) (Config, error) {
+	b, err := os.ReadFile(path)
+	src := path
 	if errors.Is(err, fs.ErrNotExist) {
-		server := ""
-		for _, a := range strings.Fields(cmdline) {
-			if v, ok := strings.CutPrefix(a, ServerArg); ok {
-				server = strings.TrimRight(strings.Trim(v, `"'`), "/")
-			}
+		url, server := cmdlineValue(cmdline, ConfigArg), strings.TrimRight(cmdlineValue(cmdline, ServerArg), "/")
+		if url == "" && server == "" {
+			return Config{}, fmt.Errorf("no %s and no %s= or %s= on the kernel command line: boot the deploy environment from bainoded, a 'bainode pxe' tree or a 'bainode iso --mode image' ISO", path, ConfigArg, ServerArg)
 		}
-		if server == "" {
-			return Config{}, fmt.Errorf("%s: not found, and no %sURL on the kernel command line", file, ServerArg)
+		if sys.Client == nil {
+			sys.Client = &http.Client{Timeout: time.Minute}
 		}
-		b, err = fetchConfig(ctx, server, sysNet, sys)
+		if sys.Logf == nil {
+			sys.Logf = func(string, ...any) {}
+		}
+		if url != "" {
+			sys.Logf("fetching the node's configuration from %s", url)
+			b, err = fetchConfig(ctx, sys, url)
+			src = url
+		} else {
+			b, src, err = fetchConfigByMAC(ctx, sys, server)
+		}
 	}
 	if err != nil {
 		return Config{}, err
 	}
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", file, err)
+		return Config{}, fmt.Errorf("%s: %w", src, err)
 	}
 	return cfg, nil
 }
 
-func fetchConfig(ctx context.Context, server, sysNet string, sys System) ([]byte, error) {
-	if sys.Logf == nil {
-		sys.Logf = func(string, ...any) {}
+// fetchConfigByMAC asks server for the fragment of each network card's MAC
+// (under sys.SysNet). A 404 for every MAC is final (bainoded does not know
+// this machine); other failures (bainoded restarting) are retried.
+func fetchConfigByMAC(ctx context.Context, sys System, server string) ([]byte, string, error) {
+	if sys.SysNet == "" {
+		sys.SysNet = "/sys/class/net"
 	}
-	if sys.Client == nil {
-		sys.Client = &http.Client{Timeout: time.Minute}
-	}
-	nics, err := os.ReadDir(sysNet)
+	nics, err := os.ReadDir(sys.SysNet)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var macs []string
 	for _, n := range nics {
-		a, err := os.ReadFile(filepath.Join(sysNet, n.Name(), "address"))
+		a, err := os.ReadFile(filepath.Join(sys.SysNet, n.Name(), "address"))
 		if mac := strings.TrimSpace(string(a)); err == nil && len(mac) == 17 && mac != "00:00:00:00:00:00" {
 			macs = append(macs, mac)
 		}
 	}
 	if len(macs) == 0 {
-		return nil, fmt.Errorf("%s: no network card with a MAC address", sysNet)
+		return nil, "", fmt.Errorf("%s: no network card with a MAC address", sys.SysNet)
 	}
-	// A 404 for every MAC is final (bainoded does not know this machine);
-	// other failures (bainoded restarting) are retried for a while.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var errs []error
 		unknown := 0
 		for _, mac := range macs {
-			url := server + NodeCPIOPath(mac)
-			body, status, err := get(ctx, sys.Client, url)
-			if status == http.StatusNotFound {
-				unknown++
+			url := server + NodeConfigPath(mac)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return nil, "", err
 			}
+			resp, err := sys.Client.Do(req)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			var cfg []byte
-			err = cpio.ReadArchive(bytes.NewReader(body), func(e cpio.Entry) error {
-				if e.Name == ConfigPath && e.Mode&cpio.ModeType == cpio.ModeFile {
-					cfg = e.Data
-				}
-				return nil
-			})
-			if err != nil || cfg == nil {
-				return nil, fmt.Errorf("%s: no %s in it (%v)", url, ConfigPath, err)
+			frag, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusNotFound:
+				unknown++
+				errs = append(errs, fmt.Errorf("%s: %s", url, resp.Status))
+				continue
+			case resp.StatusCode != http.StatusOK || err != nil:
+				errs = append(errs, fmt.Errorf("%s: %s %v", url, resp.Status, err))
+				continue
+			}
+			b, err := configFrom(frag)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: %w", url, err)
 			}
 			sys.Logf("config for %s from %s", mac, url)
-			return cfg, nil
+			return b, url, nil
 		}
-		err := fmt.Errorf("no config for this machine on %s: %w", server, errors.Join(errs...))
+		err := fmt.Errorf("no configuration for this machine on %s: %w", server, errors.Join(errs...))
 		if unknown == len(macs) || time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, err
+			return nil, "", err
 		}
 		sys.Logf("%v; retrying", err)
 		time.Sleep(2 * time.Second)
 	}
 }
 
-func get(ctx context.Context, c *http.Client, url string) ([]byte, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// fetchConfig reads ConfigFile out of the fragment at url, retrying for a
+// while: bainoded may be restarting.
+func fetchConfig(ctx context.Context, sys System, url string) ([]byte, error) {
+	frag, err := getRetry(ctx, sys, url, 5*time.Minute)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	resp, err := c.Do(req)
+	b, err := configFrom(frag)
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("%s: %w", url, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, resp.StatusCode, fmt.Errorf("%s: %s", url, resp.Status)
+	return b, nil
+}
+
+// configFrom is ConfigFile out of a fragment.
+func configFrom(frag []byte) ([]byte, error) {
+	var b []byte
+	err := cpio.ReadArchive(bytes.NewReader(frag), func(e cpio.Entry) error {
+		if e.Name == ConfigFile && e.Mode&cpio.ModeType == cpio.ModeFile {
+			b = e.Data
+		}
+		return nil
+	})
+	if err == nil && b == nil {
+		err = fmt.Errorf("no %s in it", ConfigFile)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return b, resp.StatusCode, err
+	return b, err
+}
+
+// cmdlineValue is the value of the last key=value word on a kernel command
+// line (the kernel's own rule when a key repeats).
+func cmdlineValue(cmdline, key string) string {
+	v := ""
+	for _, w := range strings.Fields(cmdline) {
+		if rest, ok := strings.CutPrefix(w, key+"="); ok {
+			v = rest
+		}
+	}
+	return v
 }

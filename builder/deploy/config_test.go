@@ -1,9 +1,11 @@
-package deploy
+package deploy_test
 
 import (
 	"bytes"
-	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,53 +13,94 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lablup/bainode/builder/cpio"
+	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/deploy"
+	"github.com/lablup/bainode/builder/inventory"
+	"github.com/lablup/bainode/builder/serve"
 )
 
-// TestLoadConfigByMAC: without the config file, bainode.server= makes the
-// agent fetch node.cpio for its NICs' MACs; the NIC bainoded does not know
-// is skipped.
-func TestLoadConfigByMAC(t *testing.T) {
-	want := Config{Node: "gpu01", Server: "http://x", Token: "tok", Seed: "http://x/nocloud/gpu01/"}
-	js, _ := json.Marshal(want)
-	a := cpio.NewArchive()
-	a.File(ConfigPath, 0o600, js)
-	var body bytes.Buffer
-	a.WriteTo(&body)
-	var asked []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked = append(asked, r.URL.Path)
-		if r.URL.Path != NodeCPIOPath("52:54:00:12:34:56") {
-			http.NotFound(w, r)
-			return
+// TestLoadConfigFetch boots nothing: it runs bainoded's handler on
+// loopback and has the agent fetch its configuration the way it does
+// under pxelinux (no fragment in the initramfs, only ConfigArg on the
+// command line), and checks it gets what bainoded's fragment holds.
+func TestLoadConfigFetch(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		w.Write(body.Bytes())
-	}))
-	defer srv.Close()
-	net := t.TempDir()
-	for nic, mac := range map[string]string{"lo": "00:00:00:00:00:00", "eth0": "52:54:00:aa:bb:cc", "eth1": "52:54:00:12:34:56"} {
-		os.MkdirAll(filepath.Join(net, nic), 0o755)
-		os.WriteFile(filepath.Join(net, nic, "address"), []byte(mac+"\n"), 0o644)
+		s := sha256.Sum256(b)
+		return hex.EncodeToString(s[:])
 	}
-	missing := filepath.Join(t.TempDir(), "deploy.json")
-	got, err := LoadConfig(context.Background(), missing, "console=ttyS0 "+ServerArg+srv.URL+"/ quiet\n", net, System{})
+	write("vmlinuz", []byte("kernel"))
+	write("initrd.img", []byte("initrd"))
+	img := bytes.Repeat([]byte("image "), 1000)
+	imgSHA := write("agent.raw.zst", img)
+	m, _ := json.Marshal(bake.Manifest{Version: 1, Format: bake.FormatRawZst,
+		Output: bake.FileSum{Path: "agent.raw.zst", SHA256: imgSHA, Size: int64(len(img))}})
+	write("agent.raw.zst.json", m)
+
+	store := inventory.NewMemory()
+	render := serve.RendererFunc(func(site []byte, n inventory.Node, u serve.URLs) (serve.Files, error) {
+		return serve.Files{UserData: []byte("#cloud-config\n"), MetaData: []byte("instance-id: " + n.Hostname + "\n")}, nil
+	})
+	srv := httptest.NewServer(serve.New(serve.Config{Store: store, Renderer: render, Deploy: &serve.Deploy{
+		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
+		Images: map[string]string{"agent": filepath.Join(dir, "agent.raw.zst")},
+		Disk: func([]byte, inventory.Node) (deploy.DiskRule, error) {
+			return deploy.DiskRule{Serial: "SER-1"}, nil
+		},
+	}}))
+	defer srv.Close()
+	admin, err := inventory.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want {
-		t.Errorf("config %+v, want %+v", got, want)
+	store.PutAdminToken(t.Context(), inventory.HashToken(admin))
+	do := func(method, path, body string) string {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return string(b)
 	}
-	if strings.Join(asked, " ") != "/deploy/52-54-00-aa-bb-cc/node.cpio /deploy/52-54-00-12-34-56/node.cpio" {
-		t.Errorf("asked %v", asked)
+	do("PUT", "/api/v1/site", "site: one\n")
+	var node struct{ Token string }
+	json.Unmarshal([]byte(do("PUT", "/api/v1/nodes/gpu1", `{"macs":["52:54:00:aa:bb:01"],"role":"agent"}`)), &node)
+	if node.Token == "" {
+		t.Fatal("no node token")
 	}
 
-	// The file wins when present; neither file nor argument is an error.
-	os.WriteFile(missing, []byte(`{"node":"local"}`), 0o600)
-	if got, err := LoadConfig(context.Background(), missing, ServerArg+srv.URL, net, System{}); err != nil || got.Node != "local" {
-		t.Errorf("with the file: %+v, %v", got, err)
+	url := srv.URL + deploy.NodeConfigPath("52:54:00:aa:bb:01")
+	cmdline := "BOOT_IMAGE=image/vmlinuz initrd=image/initrd.img " + deploy.ConfigArg + "=" + url + " console=ttyS0 ---"
+	missing := filepath.Join(dir, "etc", "deploy.json")
+	cfg, err := deploy.LoadConfig(t.Context(), missing, cmdline, deploy.System{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, err = LoadConfig(context.Background(), missing+".no", "quiet", net, System{})
-	if err == nil || !strings.Contains(err.Error(), ServerArg) {
-		t.Errorf("no file, no argument: %v", err)
+	want := deploy.Config{Node: "gpu1", Server: srv.URL, Token: node.Token,
+		Image: deploy.Image{URL: srv.URL + "/images/" + imgSHA + ".raw.zst", SHA256: imgSHA, Size: int64(len(img))},
+		Disk:  deploy.DiskRule{Serial: "SER-1"}, Seed: srv.URL + "/nocloud/gpu1/"}
+	if cfg != want {
+		t.Errorf("fetched\n%+v\nwant\n%+v", cfg, want)
+	}
+
+	// A file in the initramfs (iPXE's second initrd) wins over the argument.
+	local := filepath.Join(dir, "deploy.json")
+	os.WriteFile(local, []byte(`{"node":"from-file"}`), 0o600)
+	if cfg, err := deploy.LoadConfig(t.Context(), local, cmdline, deploy.System{}); err != nil || cfg.Node != "from-file" {
+		t.Errorf("with a local file: %+v %v", cfg, err)
+	}
+	// Neither: a message that says what is missing.
+	_, err = deploy.LoadConfig(t.Context(), missing, "console=ttyS0", deploy.System{})
+	if err == nil || err.Error() != "no "+missing+" and no bainode.config= or bainode.server= on the kernel command line: boot the deploy environment from bainoded, a 'bainode pxe' tree or a 'bainode iso --mode image' ISO" {
+		t.Errorf("no config: %v", err)
 	}
 }

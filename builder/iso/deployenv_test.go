@@ -55,7 +55,7 @@ func TestBootGenericDeployISO(t *testing.T) {
 		Seed:  base + "/nocloud/iso-test/"}
 	js, _ := json.Marshal(cfg)
 	a := cpio.NewArchive()
-	a.File(deploy.ConfigPath, 0o600, js)
+	a.File(deploy.ConfigFile, 0o600, js)
 	var node bytes.Buffer
 	a.WriteTo(&node)
 	var mu sync.Mutex
@@ -69,7 +69,7 @@ func TestBootGenericDeployISO(t *testing.T) {
 		asked = append(asked, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
 		mu.Unlock()
 		switch {
-		case r.Method == http.MethodGet && r.URL.Path == deploy.NodeCPIOPath(mac):
+		case r.Method == http.MethodGet && r.URL.Path == deploy.NodeConfigPath(mac):
 			w.Write(node.Bytes())
 		case r.Method == http.MethodPost && r.URL.Path == deploy.StatusPath(cfg.Node):
 		default:
@@ -80,7 +80,7 @@ func TestBootGenericDeployISO(t *testing.T) {
 	defer srv.Close()
 
 	out := filepath.Join(dir, "generic.iso")
-	args := []string{"console=ttyS0,115200n8", deploy.ServerArg + base + "/"}
+	args := []string{"console=ttyS0,115200n8", deploy.ServerArg + "=" + base + "/"}
 	if _, err := WriteDeploy(Deploy{Loaders: l, Kernel: env.Kernel, Initrd: env.Initrd, Args: args}, out, testEpoch); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestBootGenericDeployISO(t *testing.T) {
 	}
 	t.Logf("deploy environment from the ISO to the agent's report: %s", time.Since(start).Round(time.Second))
 	for _, want := range []string{
-		"bainode-deploy: config for " + mac + " from " + base + deploy.NodeCPIOPath(mac),
+		"bainode-deploy: config for " + mac + " from " + base + deploy.NodeConfigPath(mac),
 		"bainode-deploy: node iso-test, image " + cfg.Image.SHA256,
 		"FAILED: no disk",
 	} {
@@ -123,7 +123,7 @@ func TestBootGenericDeployISO(t *testing.T) {
 	defer mu.Unlock()
 	got := strings.Join(asked, "\n")
 	for _, want := range []string{
-		"GET " + deploy.NodeCPIOPath(mac) + " ",
+		"GET " + deploy.NodeConfigPath(mac) + " ",
 		"POST " + deploy.StatusPath(cfg.Node) + " Bearer " + cfg.Token,
 	} {
 		if !strings.Contains(got, want) {

@@ -21,6 +21,10 @@ type Entry struct {
 	Args []string
 	// After go after "---": copied to the installed system's command line.
 	After []string
+	// NodeInitrd is an absolute http(s) URL of a second, per-node initrd
+	// that loaders able to fetch over HTTP (iPXE) add; the others rely on
+	// Args to let the kernel's userland fetch it.
+	NodeInitrd string
 	// MinRAMMiB makes the iPXE script warn before the download when the
 	// node has less RAM (0: no check).
 	MinRAMMiB int
@@ -47,18 +51,34 @@ func (e Entry) Validate() error {
 			return fmt.Errorf("entry %s: tree path %q: want a relative path of letters, digits, '-', '_', '.' and '/'", e.Name, p)
 		}
 	}
+	if u := e.NodeInitrd; u != "" {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("entry %s: node initrd %q: want an http(s) URL", e.Name, u)
+		}
+		if err := checkWord(e.Name, u); err != nil {
+			return err
+		}
+	}
 	for _, a := range append(append([]string(nil), e.Args...), e.After...) {
 		if a == "" || a == "---" {
 			return fmt.Errorf("entry %s: kernel argument %q is empty or a separator", e.Name, a)
 		}
-		for _, c := range a {
-			if c <= ' ' || c >= 0x7f || strings.ContainsRune(`'"\$`+"`{}", c) {
-				return fmt.Errorf("entry %s: kernel argument %q: %q would be split, quoted or expanded by a boot loader", e.Name, a, c)
-			}
+		if err := checkWord(e.Name, a); err != nil {
+			return err
 		}
 	}
 	if n := len(e.Cmdline()); n >= maxCmdline {
 		return fmt.Errorf("entry %s: kernel command line is %d bytes, over the kernel's %d", e.Name, n, maxCmdline-1)
+	}
+	return nil
+}
+
+// checkWord refuses what a loader would split, quote or expand.
+func checkWord(entry, a string) error {
+	for _, c := range a {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`'"\$`+"`{}", c) {
+			return fmt.Errorf("entry %s: kernel argument %q: %q would be split, quoted or expanded by a boot loader", entry, a, c)
+		}
 	}
 	return nil
 }

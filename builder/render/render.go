@@ -260,6 +260,17 @@ func (r *Renderer) VerifyEnv(site *spec.Site, n *spec.Node) ([]byte, error) {
 	return []byte(strings.TrimLeft(string(b), "\n")), err
 }
 
+// ProvisionEnv is the provisioning script's settings for n: the
+// provision.env that Node writes on it.
+func (r *Renderer) ProvisionEnv(site *spec.Site, n *spec.Node) ([]byte, error) {
+	v, err := r.view(site, n)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.exec("provision.env.tmpl", v)
+	return []byte(strings.TrimLeft(string(b), "\n")), err
+}
+
 // Node renders one node of a validated site.
 func (r *Renderer) Node(site *spec.Site, n *spec.Node) (Files, error) {
 	v, err := r.view(site, n)

@@ -210,7 +210,7 @@ func (s *server) deployIPXE(w http.ResponseWriter, r *http.Request, e *entry, ma
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "initrd --name initrd.img %s%s/initrd.img\n", env, s.deploy.initrd.sha)
-		fmt.Fprintf(&b, "initrd --name node.cpio %s/deploy/%s/node.cpio\n", e.base, strings.ReplaceAll(mac, ":", "-"))
+		fmt.Fprintf(&b, "initrd --name node.cpio %s%s\n", e.base, deploy.NodeConfigPath(mac))
 		b.WriteString("boot\n")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -264,7 +264,7 @@ func (s *server) deployNode(w http.ResponseWriter, r *http.Request) {
 	}
 	js, _ := json.MarshalIndent(cfg, "", "  ")
 	a := cpio.NewArchive()
-	a.File("etc/bainode/deploy.json", 0o600, append(js, '\n'))
+	a.File(deploy.ConfigFile, 0o600, append(js, '\n'))
 	var buf bytes.Buffer
 	a.WriteTo(&buf)
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -78,10 +78,8 @@ Examples:
 			logf := func(format string, a ...any) {
 				fmt.Fprintf(c.App.ErrWriter, "bainode-deploy: "+format+"\n", a...)
 			}
-			// A generic ISO boots without the config: bainode.server= on
-			// the kernel command line says where to fetch it by MAC.
 			cmdline, _ := os.ReadFile("/proc/cmdline")
-			cfg, err := deploy.LoadConfig(ctx, c.String("config"), string(cmdline), "/sys/class/net", deploy.System{Logf: logf})
+			cfg, err := deploy.LoadConfig(ctx, c.String("config"), string(cmdline), deploy.System{Logf: logf})
 			if err != nil {
 				return err
 			}

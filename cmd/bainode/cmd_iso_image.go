@@ -46,11 +46,11 @@ func isoImage(c *cli.Context, epoch time.Time) error {
 	}
 	args := strings.Fields(c.String("kernel-args"))
 	for _, a := range args {
-		if strings.HasPrefix(a, deploy.ServerArg) {
-			return usagef("--kernel-args: %s comes from --server", deploy.ServerArg)
+		if strings.HasPrefix(a, deploy.ServerArg+"=") {
+			return usagef("--kernel-args: %s= comes from --server", deploy.ServerArg)
 		}
 	}
-	args = append(args, deploy.ServerArg+server)
+	args = append(args, deploy.ServerArg+"="+server)
 	if epoch.IsZero() {
 		st, err := os.Stat(kernel)
 		if err != nil {
@@ -112,7 +112,7 @@ func nodeCPIO(c *cli.Context, server, host string) ([]byte, error) {
 	case mac == "":
 		return nil, usagef("--node: node %q has no mac in the site; bainoded serves deploy configs by MAC", host)
 	}
-	u := server + deploy.NodeCPIOPath(mac)
+	u := server + deploy.NodeConfigPath(mac)
 	ctx, cancel := context.WithTimeout(c.Context, time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -133,20 +133,20 @@ func nodeCPIO(c *cli.Context, server, host string) ([]byte, error) {
 	}
 	var js []byte
 	err = cpio.ReadArchive(bytes.NewReader(body), func(e cpio.Entry) error {
-		if e.Name == deploy.ConfigPath && e.Mode&cpio.ModeType == cpio.ModeFile {
+		if e.Name == deploy.ConfigFile && e.Mode&cpio.ModeType == cpio.ModeFile {
 			js = e.Data
 		}
 		return nil
 	})
 	if err != nil || js == nil {
-		return nil, fmt.Errorf("--node: %s: no %s in it (%v)", u, deploy.ConfigPath, err)
+		return nil, fmt.Errorf("--node: %s: no %s in it (%v)", u, deploy.ConfigFile, err)
 	}
 	var cfg deploy.Config
 	if err := json.Unmarshal(js, &cfg); err != nil || cfg.Node != host {
 		return nil, fmt.Errorf("--node: %s: not %s's deploy config (node %q, %v)", u, host, cfg.Node, err)
 	}
 	a := cpio.NewArchive()
-	if err := a.File(deploy.ConfigPath, 0o600, js); err != nil {
+	if err := a.File(deploy.ConfigFile, 0o600, js); err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer

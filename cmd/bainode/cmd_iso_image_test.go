@@ -33,11 +33,11 @@ func TestIsoImageCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(env, "initrd.img"), bytes.Repeat([]byte("i"), 3000), 0o644)
 
 	a := cpio.NewArchive()
-	a.File(deploy.ConfigPath, 0o600, []byte(`{"node":"bai-a01","token":"secret-a01"}`))
+	a.File(deploy.ConfigFile, 0o600, []byte(`{"node":"bai-a01","token":"secret-a01"}`))
 	var body bytes.Buffer
 	a.WriteTo(&body)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != deploy.NodeCPIOPath("52:54:00:20:30:20") {
+		if r.URL.Path != deploy.NodeConfigPath("52:54:00:20:30:20") {
 			http.NotFound(w, r)
 			return
 		}
@@ -99,13 +99,13 @@ func TestIsoImageCommand(t *testing.T) {
 	}
 	var cfg string
 	cpio.ReadArchive(strings.NewReader(isoFile(t, out, "boot/node.cpio")), func(e cpio.Entry) error {
-		if e.Name == deploy.ConfigPath && e.Mode&0o777 == 0o600 {
+		if e.Name == deploy.ConfigFile && e.Mode&0o777 == 0o600 {
 			cfg = string(e.Data)
 		}
 		return nil
 	})
 	if !strings.Contains(cfg, "secret-a01") {
-		t.Errorf("boot/node.cpio holds no 0600 %s with the node's config: %q", deploy.ConfigPath, cfg)
+		t.Errorf("boot/node.cpio holds no 0600 %s with the node's config: %q", deploy.ConfigFile, cfg)
 	}
 }
 

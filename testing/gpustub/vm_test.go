@@ -16,7 +16,9 @@ import (
 
 	"github.com/lablup/bainode/builder/payload"
 	"github.com/lablup/bainode/builder/plan"
+	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
+	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/overlays"
 	"github.com/lablup/bainode/testing/qemu"
@@ -142,13 +144,24 @@ func TestGateVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each case's provision.env is render's, for a debian-12 GPU agent on
+	// a payload, with the driver choice overridden (a later line wins when
+	// the script sources it): keys render adds later reach the test too.
+	site, err := spec.Parse("gpu.yaml", []byte("version: 1\ntarget: debian-12\nartifacts: payload\n"+
+		"gpu: {enabled: true, toolkit: false}\nnodes: [{hostname: bainode-gpu, role: agent}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := render.New(render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := r.ProvisionEnv(site, &site.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := func(precompiled, dkms string) string {
-		return fmt.Sprintf(`TARGET=debian-12
-TARGET_FAMILY=debian
-TARGET_CODENAME=bookworm
-ROLE=agent
-ARTIFACTS=payload
-GPU=1
+		return string(base) + fmt.Sprintf(`# the case's driver choice
 NVIDIA_DRIVER_PACKAGES=bainode-stub-userspace
 NVIDIA_PRECOMPILED_PACKAGES='%s'
 NVIDIA_DKMS_PACKAGES='%s'
@@ -158,8 +171,7 @@ KERNEL_HOLD='%s'
 KERNEL_WORD='%s'
 CUDA_PACKAGES=
 TOOLKIT=0
-PAYLOAD_FORMAT=%d
-`, precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord, plan.PayloadFormat)
+`, precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord)
 	}
 	kw := plan.KernelWord
 	overlay := func(p string) string {
