@@ -59,6 +59,7 @@ type Status struct {
 // System is what the agent touches; tests point it at a file-backed disk.
 type System struct {
 	SysBlock string // /sys/block
+	SysNet   string // /sys/class/net, where LoadConfig finds the MACs
 	Dev      string // /dev
 	Client   *http.Client
 	// Stall is how long a download may make no progress (a restarting

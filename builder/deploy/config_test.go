@@ -127,7 +127,7 @@ func TestLoadConfigFetch(t *testing.T) {
 
 	// Neither: a message that says what is missing.
 	_, err = deploy.LoadConfig(t.Context(), missing, "console=ttyS0", deploy.System{})
-	if err == nil || err.Error() != "no "+missing+" and no bainode.config= on the kernel command line: boot the deploy environment from bainoded or a 'bainode pxe' tree" {
+	if err == nil || err.Error() != "no "+missing+" and no bainode.config= or bainode.server= on the kernel command line: boot the deploy environment from bainoded, a 'bainode pxe' tree or a 'bainode iso --mode image' ISO" {
 		t.Errorf("no config: %v", err)
 	}
 }

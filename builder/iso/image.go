@@ -20,9 +20,12 @@ type Boot struct {
 	ESP      string // FAT image
 	Kernel   string
 	Initrd   string
-	Append   string // kernel command line
-	Label    string // menu entry and /.disk/info text
-	Extra    []File // more files: the image, the seed
+	// Node is a second initrd (/boot/node.cpio, mode 0400): a node's
+	// config. It holds a secret; the caller sets Spec.Secret.
+	Node   []byte
+	Append string // kernel command line
+	Label  string // menu entry and /.disk/info text
+	Extra  []File // more files: the image, the seed
 }
 
 // KernelSpec is the Spec of a hybrid ISO that boots b.Kernel with b.Initrd
@@ -38,6 +41,9 @@ func KernelSpec(b Boot, volumeID string, epoch time.Time) (Spec, error) {
 	if strings.ContainsAny(b.Append, "\n'") {
 		return Spec{}, fmt.Errorf("boot: kernel command line %q holds a newline or a single quote", b.Append)
 	}
+	if b.Node != nil && len(b.Node) == 0 {
+		return Spec{}, fmt.Errorf("boot: the node's initrd is empty (isolinux fails to load an empty file)")
+	}
 	code, err := readRange(b.MBRCode, 0, 432)
 	if err != nil {
 		return Spec{}, fmt.Errorf("boot: MBR code: %w", err)
@@ -50,9 +56,13 @@ func KernelSpec(b Boot, volumeID string, epoch time.Time) (Spec, error) {
 	for _, a := range strings.Fields(b.Append) {
 		grubArgs = append(grubArgs, grubQuote(a))
 	}
-	isolinuxCfg := "serial 0 115200\ndefault bainode\nprompt 0\ntimeout 1\nlabel bainode\n  kernel /boot/vmlinuz\n  append initrd=/boot/initrd " + b.Append + "\n"
+	initrds := []string{"/boot/initrd"}
+	if b.Node != nil {
+		initrds = append(initrds, "/boot/node.cpio")
+	}
+	isolinuxCfg := "serial 0 115200\ndefault bainode\nprompt 0\ntimeout 1\nlabel bainode\n  kernel /boot/vmlinuz\n  append initrd=" + strings.Join(initrds, ",") + " " + b.Append + "\n"
 	grubCfg := "set timeout=1\nserial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n" +
-		"menuentry '" + label + "' {\n\tlinux /boot/vmlinuz " + strings.Join(grubArgs, " ") + "\n\tinitrd /boot/initrd\n}\n"
+		"menuentry '" + label + "' {\n\tlinux /boot/vmlinuz " + strings.Join(grubArgs, " ") + "\n\tinitrd " + strings.Join(initrds, " ") + "\n}\n"
 	whole := func(p string) Content { return Content{Path: p, Size: -1} }
 	files := []File{
 		{Path: ".disk/info", Content: Content{Data: []byte(label)}},
@@ -63,6 +73,9 @@ func KernelSpec(b Boot, volumeID string, epoch time.Time) (Spec, error) {
 		{Path: "isolinux/isolinux.bin", Content: whole(b.Isolinux)},
 		{Path: "isolinux/ldlinux.c32", Content: whole(b.Ldlinux)},
 		{Path: "isolinux/isolinux.cfg", Content: Content{Data: []byte(isolinuxCfg)}},
+	}
+	if b.Node != nil {
+		files = append(files, File{Path: "boot/node.cpio", Content: Content{Data: b.Node}, Mode: 0o400})
 	}
 	files = append(files, b.Extra...)
 	espSize, err := (Content{Path: b.ESP, Size: -1}).size()

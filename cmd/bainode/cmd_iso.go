@@ -17,40 +17,66 @@ func init() {
 	register(&cli.Command{
 		Name:  "iso",
 		Usage: "write a bootable installer ISO for machines without network boot",
-		Description: `--mode autoinstall remasters Ubuntu's live-server ISO (20.04's isolinux
+		Description: `--mode image boots the deploy environment (bainode deploy-env -o DIR:
+vmlinuz and initrd.img), which writes the node's role image to its disk
+and reboots into it, as a network boot in image mode does. The image and
+the node's seed come from bainoded (--server). Without --node the ISO is
+generic: the agent fetches its node's config from bainoded by MAC
+("bainode.server=URL" on the kernel command line). With --node the ISO
+carries that node's config as a second initrd, fetched from bainoded now:
+it holds the node's reporting token, so the ISO is written mode 0600 from
+its first byte; keep it as you keep the node's secrets. Boot loaders are
+the distribution's (isolinux, syslinux-common, shim-signed,
+grub-efi-amd64-signed) under --loaders; the signed shim and GRUB are put
+on the ESP byte for byte, so Secure Boot works.
+
+--mode autoinstall remasters Ubuntu's live-server ISO (20.04's isolinux
 layout or 22.04/24.04's GRUB layout with an appended ESP, told apart by the
 ISO's boot catalog and system area) into an unattended install: it adds a
 NoCloud seed under /nocloud, puts "autoinstall ds=nocloud;s=/cdrom/nocloud/"
 before "---" on every kernel line, and regenerates md5sum.txt. Boot images
-and the ESP are copied byte for byte, so Secure Boot keeps working. The
-output boots from CD and, written with dd, from USB, under BIOS and UEFI.
-
-With --node the ISO carries that node's cloud-config (and is mode 0600).
-With --server it is generic: an early command fetches each machine's
+and the ESP are copied byte for byte, so Secure Boot keeps working. With
+--node the ISO carries that node's cloud-config (and is mode 0600). With
+--server it is generic: an early command fetches each machine's
 cloud-config from bainoded by MAC, then DMI serial.
 
-No root, loop devices or mounts are needed. The output is reproducible:
-timestamps are SOURCE_DATE_EPOCH if set, else the source ISO's.
+Both modes write a hybrid ISO that boots from CD and, written with dd,
+from USB, under BIOS and UEFI. No root, loop devices or mounts are needed.
+The output is reproducible: timestamps are SOURCE_DATE_EPOCH if set, else
+the source ISO's (autoinstall) or the deploy environment's kernel's (image).
 
 Examples:
+  bainode iso --mode image --deploy-env deploy-env/ --server http://10.0.0.2:8080 -o fleet.iso
+  bainode iso --mode image --deploy-env deploy-env/ --server http://10.0.0.2:8080 \
+    -c site.yaml --node bai-a01 -o bai-a01.iso
   bainode iso --mode autoinstall --base ubuntu-22.04.4-live-server-amd64.iso \
     -c site.yaml --node bai-a01 -o bai-a01.iso
   bainode iso --mode autoinstall --base ubuntu-20.04.6-live-server-amd64.iso \
     --server http://10.0.0.2:8080 -o fleet.iso`,
 		Flags: siteFlags(
-			&cli.StringFlag{Name: "mode", Value: "autoinstall", Usage: "`MODE`: autoinstall (image mode is not built yet)"},
-			&cli.StringFlag{Name: "base", Usage: "the vendor live-server ISO `FILE` to remaster", Required: true},
+			&cli.StringFlag{Name: "mode", Value: "autoinstall", Usage: "`MODE`: autoinstall or image"},
+			&cli.StringFlag{Name: "base", Usage: "autoinstall: the vendor live-server ISO `FILE` to remaster"},
+			&cli.StringFlag{Name: "deploy-env", Usage: "image: `DIR` holding vmlinuz and initrd.img (bainode deploy-env -o DIR)"},
+			&cli.StringFlag{Name: "loaders", Value: "/", Usage: "image: root `DIR` the boot loader packages are installed or unpacked under"},
+			&cli.StringFlag{Name: "kernel-args", Value: "console=tty0 console=ttyS0,115200n8", Usage: "image: more kernel `ARGS` for the deploy environment"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the ISO to `FILE`", Required: true},
-			&cli.StringFlag{Name: "node", Aliases: []string{"n"}, Usage: "embed this node's (`HOSTNAME`) cloud-config"},
-			&cli.StringFlag{Name: "server", Usage: "generic ISO: fetch each machine's config from bainoded at `URL`"},
+			&cli.StringFlag{Name: "node", Aliases: []string{"n"}, Usage: "embed this node's (`HOSTNAME`) config (the ISO is then 0600)"},
+			&cli.StringFlag{Name: "server", Usage: "bainoded's `URL`; autoinstall: makes a generic ISO; image: required"},
 		),
 		Action: func(c *cli.Context) error {
-			if m := c.String("mode"); m != "autoinstall" {
-				return usagef("--mode: %q is not supported (autoinstall)", m)
-			}
 			epoch, err := sourceDateEpoch()
 			if err != nil {
 				return usageError{err}
+			}
+			switch m := c.String("mode"); m {
+			case "image":
+				return isoImage(c, epoch)
+			case "autoinstall":
+			default:
+				return usagef("--mode: %q is not supported (autoinstall, image)", m)
+			}
+			if c.String("base") == "" {
+				return usagef("--mode autoinstall: --base FILE (the vendor live-server ISO) is required")
 			}
 			seed, err := isoSeed(c)
 			if err != nil {
