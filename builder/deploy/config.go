@@ -78,7 +78,8 @@ func LoadConfig(ctx context.Context, path, cmdline string, sys System) (Config, 
 
 // fetchConfigByMAC asks server for the fragment of each network card's MAC
 // (under sys.SysNet). A 404 for every MAC is final (bainoded does not know
-// this machine); other failures (bainoded restarting) are retried.
+// this machine), and so is a 409 (ErrDeployed); other failures (bainoded
+// restarting) are retried.
 func fetchConfigByMAC(ctx context.Context, sys System, server string) ([]byte, string, error) {
 	if sys.SysNet == "" {
 		sys.SysNet = "/sys/class/net"
@@ -115,6 +116,8 @@ func fetchConfigByMAC(ctx context.Context, sys System, server string) ([]byte, s
 			frag, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			switch {
+			case resp.StatusCode == http.StatusConflict:
+				return nil, "", fmt.Errorf("%w: %s", ErrDeployed, strings.TrimSpace(string(frag)))
 			case resp.StatusCode == http.StatusNotFound:
 				unknown++
 				errs = append(errs, fmt.Errorf("%s: %s", url, resp.Status))
