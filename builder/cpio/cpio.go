@@ -144,15 +144,24 @@ func ReadArchive(r io.Reader, each func(e Entry) error) error {
 	first := true
 	for {
 		var hdr [110]byte
-		if _, err := io.ReadFull(br, hdr[:6]); err != nil {
-			if first && err == io.EOF {
-				return io.EOF
+		magic := hdr[:6]
+		if first {
+			// Archives may be followed by zero padding (often to 512 bytes)
+			// before the next one or the end: skip it byte by byte.
+			for {
+				if _, err := io.ReadFull(br, hdr[:1]); err == io.EOF {
+					return io.EOF
+				} else if err != nil {
+					return fmt.Errorf("cpio: %w", err)
+				}
+				if hdr[0] != 0 {
+					break
+				}
 			}
-			return fmt.Errorf("cpio: %w", err)
+			magic = hdr[1:6]
 		}
-		// Archives may be followed by zero padding before the next one.
-		if first && string(hdr[:6]) == "\x00\x00\x00\x00\x00\x00" {
-			continue
+		if _, err := io.ReadFull(br, magic); err != nil {
+			return fmt.Errorf("cpio: %w", err)
 		}
 		first = false
 		if string(hdr[:6]) != "070701" && string(hdr[:6]) != "070702" {
