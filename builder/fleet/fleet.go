@@ -225,7 +225,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", spec.ProblemsMediaType+", application/json")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		// *url.Error names the URL, which holds no secret.
@@ -257,7 +257,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 func apiError(method, path string, resp *http.Response) *Error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/json" {
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == spec.ProblemsMediaType || ct == "application/json" {
 		var body struct {
 			Error    string         `json:"error"`
 			Problems []spec.Problem `json:"problems"`

@@ -96,7 +96,11 @@ func (s *server) failed(w http.ResponseWriter, r *http.Request, err error) bool 
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	writeJSONAs(w, status, "application/json", v)
+}
+
+func writeJSONAs(w http.ResponseWriter, status int, ctype string, v any) {
+	w.Header().Set("Content-Type", ctype)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -164,6 +168,11 @@ func (s *server) putNode(w http.ResponseWriter, r *http.Request) {
 	if site, err := s.store.Site(r.Context()); err == nil {
 		base, _ := s.baseURL(r)
 		if _, err := s.renderNode(r.Context(), site.YAML, n, base); err != nil {
+			var re *renderError
+			if errors.As(err, &re) {
+				rejectRender(w, r, []*renderError{re})
+				return
+			}
 			s.adminError(w, r, err)
 			return
 		}
@@ -281,7 +290,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Validator != nil {
 		if err := s.cfg.Validator(site); err != nil {
-			rejectSite(w, err)
+			rejectSite(w, r, err)
 			return
 		}
 	}
@@ -304,7 +313,7 @@ func (s *server) putSite(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(errs) > 0 {
-		rejectRender(w, errs)
+		rejectRender(w, r, errs)
 		return
 	}
 	v, err := s.store.PutSite(r.Context(), site)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/spec"
 )
 
 func TestAdminAuth(t *testing.T) {
@@ -81,25 +83,33 @@ func TestAdminNodes(t *testing.T) {
 
 func TestAdminSite(t *testing.T) {
 	f := newFixture(t, nil)
+	problems := []string{"Accept", spec.ProblemsMediaType + ", application/json"}
 	// A validator's plain error is the answer's text, with no problems.
-	code, body := f.do("PUT", "/api/v1/site", f.admin, "invalid: true\n")
-	if rej := rejection(t, code, body); rej.Error != "site.yaml:1:1: invalid is not a key" || rej.Problems != nil {
+	resp := f.req("PUT", "/api/v1/site", f.admin, "invalid: true\n", problems...)
+	if rej := rejectionOf(t, resp); rej.Error != "site.yaml:1:1: invalid is not a key" || rej.Problems != nil {
 		t.Errorf("invalid site: got %+v, want the validator's text", rej)
 	}
 	// A node the renderer refuses is one problem, its text as before.
-	code, body = f.do("PUT", "/api/v1/site", f.admin, "fail: gpu2\n")
-	if rej := rejection(t, code, body); len(rej.Problems) != 1 || rej.Problems[0].Msg != "rendering node gpu2: cannot render this node" ||
+	resp = f.req("PUT", "/api/v1/site", f.admin, "fail: gpu2\n", problems...)
+	if rej := rejectionOf(t, resp); len(rej.Problems) != 1 || rej.Problems[0].Msg != "rendering node gpu2: cannot render this node" ||
 		rej.Problems[0].Line != 0 || !strings.Contains(rej.Error, "render failed: node gpu2: cannot render this node") {
 		t.Errorf("site breaking a node: got %+v", rej)
+	}
+	// A client that does not ask for problems (bainode before they were
+	// structured, curl) prints the body as it is: it gets the same text.
+	resp = f.req("PUT", "/api/v1/site", f.admin, "fail: gpu2\n", "Accept", "application/json")
+	if ct, body := resp.Header.Get("Content-Type"), readAll(resp); resp.StatusCode != 400 || !strings.HasPrefix(ct, "text/plain") ||
+		strings.TrimSpace(body) != "render failed: node gpu2: cannot render this node" {
+		t.Errorf("site breaking a node, old client: %d %q %q", resp.StatusCode, ct, body)
 	}
 	if code, body := f.do("PUT", "/api/v1/site", f.admin, "site: two\n"); code != 200 || !strings.Contains(body, `"id": 2`) {
 		t.Errorf("good site: got %d %s", code, body)
 	}
-	resp := f.req("GET", "/api/v1/site", f.admin, "")
+	resp = f.req("GET", "/api/v1/site", f.admin, "")
 	if body := readAll(resp); body != "site: two\n" || resp.Header.Get("Bainode-Site-Version") != "2" {
 		t.Errorf("get site: got %q version %q", body, resp.Header.Get("Bainode-Site-Version"))
 	}
-	code, body = f.do("GET", "/api/v1/site/history", f.admin, "")
+	code, body := f.do("GET", "/api/v1/site/history", f.admin, "")
 	var hist []struct{ ID int64 }
 	if code != 200 || json.Unmarshal([]byte(body), &hist) != nil || len(hist) != 2 || hist[0].ID != 2 {
 		t.Errorf("history: got %d %s", code, body)

@@ -32,6 +32,7 @@ func TestSiteRenderer(t *testing.T) {
 	do := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", spec.ProblemsMediaType)
 		resp, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -125,6 +126,30 @@ func TestSiteRenderer(t *testing.T) {
 		}
 	}
 	t.Logf("render problems: %+v", rej.Problems)
+
+	// A node the stored site cannot render is refused the same way, and
+	// not stored.
+	code, body = do("PUT", "/api/v1/nodes/bai-dup2", `{"macs": ["52:54:00:99:00:02"], "role": "agent", "ip": "10.20.30.20"}`)
+	rej = rejection(t, code, body)
+	if len(rej.Problems) == 0 || !strings.HasPrefix(rej.Problems[0].Msg, "rendering node bai-dup2: ") || rej.Problems[0].Path == "" {
+		t.Errorf("node that cannot render: %+v", rej)
+	}
+	if code, _ := do("GET", "/api/v1/nodes/bai-dup2", ""); code != http.StatusNotFound {
+		t.Errorf("a node refused for rendering was stored: GET gives %d", code)
+	}
+}
+
+// rejectionOf decodes a 400 answer in the problems media type.
+func rejectionOf(t *testing.T, resp *http.Response) (r struct {
+	Error    string         `json:"error"`
+	Problems []spec.Problem `json:"problems"`
+}) {
+	t.Helper()
+	body := readAll(resp)
+	if ct := resp.Header.Get("Content-Type"); ct != spec.ProblemsMediaType {
+		t.Fatalf("rejection's Content-Type %q, want %s (body %q)", ct, spec.ProblemsMediaType, body)
+	}
+	return rejection(t, resp.StatusCode, body)
 }
 
 // rejection decodes a 400 answer to a site.

@@ -8,6 +8,12 @@ import (
 	"strings"
 )
 
+// ProblemsMediaType is the media type of bainoded's structured rejection
+// ({"error": text, "problems": [Problem...]}). bainoded sends it only to
+// clients that list it in Accept: older clients print a 400's body as it
+// is, so they get plain text.
+const ProblemsMediaType = "application/vnd.bainode.problems+json"
+
 // Problem is one error in a site file, pointed at by file, line, column and
 // the field's path in the spec (nodes[2].ip). Its JSON is what bainoded
 // answers a rejected site with.

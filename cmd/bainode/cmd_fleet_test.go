@@ -463,4 +463,16 @@ func TestFleetSitePushProblems(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, taken+": nodes[2].ip: rendering node extra: 10.0.2.20 is also nodes[1]") {
 		t.Errorf("site push of a site that cannot render node extra: exit %d\n%s", r.code, r.stderr)
 	}
+	// nodes add of a node the stored site cannot render: the problems, by
+	// field, exit 2, nothing stored.
+	os.WriteFile(taken, append(site, "  - hostname: extra2\n    role: agent\n    ip: 10.0.2.30/24\n"...), 0o644)
+	if r := push("", taken); r.code != 0 {
+		t.Fatalf("site push %s: exit %d\n%s", taken, r.code, r.stderr)
+	}
+	r = f.fail(2, []string{"bainoded rejected node extra3 (nothing was stored):\nnode extra3: nodes[", "rendering node extra3: 10.0.2.30 is also"},
+		"nodes", "add", "extra3", "--mac", "52:54:00:00:00:0a", "--ip", "10.0.2.30", "--role", "agent")
+	t.Logf("nodes add extra3:\n%s", r.stderr)
+	if _, err := f.store.Node(context.Background(), "extra3"); !errors.Is(err, inventory.ErrNotFound) {
+		t.Errorf("a node refused for rendering was stored: %v", err)
+	}
 }

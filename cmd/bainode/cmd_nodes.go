@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 
@@ -97,7 +98,17 @@ func nodesAdd(c *cli.Context, api *fleet.Client, args []string) error {
 		}
 	}
 	out, err := api.PutNode(c.Context, n)
-	if err != nil {
+	var ae *fleet.Error
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && len(ae.Problems) > 0 {
+		// The stored site cannot render this node: each problem names the
+		// field of the site with the node merged in.
+		lines := make([]string, len(ae.Problems))
+		for i, p := range ae.Problems {
+			p.File = "node " + host
+			lines[i] = termSafe(p.String())
+		}
+		return usageError{fmt.Errorf("bainoded rejected node %s (nothing was stored):\n%s", host, strings.Join(lines, "\n"))}
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "node %s saved", out.Hostname)
