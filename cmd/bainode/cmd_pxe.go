@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -10,6 +11,7 @@ import (
 	"github.com/lablup/bainode/builder/pxe"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/serve"
+	"github.com/lablup/bainode/cmd/internal/imageflags"
 )
 
 func init() {
@@ -51,29 +53,23 @@ Examples:
   bainoded --pxe-dir /srv/bainode/pxe ...        # GET /pxe/<id>/...
   bainode pxe -c site.yaml --deploy-env env --image agent=agent.raw.zst \
     --iso ubuntu-20.04.6-live-server-amd64.iso --server http://10.20.30.1:8080 -o /srv/bainode/pxe`,
-		Flags: siteFlags(outFlag, nodeFlag,
+		Flags: siteFlags(slices.Concat([]cli.Flag{outFlag, nodeFlag,
 			&cli.StringFlag{Name: "server", Required: true, Usage: "`URL` machines reach bainoded at, http://HOST[:PORT]"},
 			&cli.StringFlag{Name: "iso", Usage: "Ubuntu live-server ISO `FILE` for install mode autoinstall"},
 			&cli.StringFlag{Name: "kernel", Usage: "kernel `FILE` instead of the ISO's casper/vmlinuz"},
 			&cli.StringFlag{Name: "initrd", Usage: "initrd `FILE` instead of the ISO's casper/initrd"},
-			&cli.StringFlag{Name: "deploy-env", Usage: "install mode image: `DIR` from 'bainode deploy-env' (vmlinuz, initrd.img)"},
-			&cli.StringSliceFlag{Name: "image", Usage: "install mode image: `ROLE=FILE.raw.zst` baked image of a role, its bake manifest beside it (repeatable)"},
-			&cli.StringFlag{Name: "deploy-kernel-args", Usage: "install mode image: `ARGS` added to the deploy kernel's command line (e.g. console=ttyS0)"},
+		}, imageflags.Flags("install mode image", ""), []cli.Flag{
 			&cli.StringFlag{Name: "mode", Usage: "install `MODE` of every node: autoinstall or image (default: image where the role has an image)"},
 			&cli.StringFlag{Name: "loaders", Value: "/", Usage: "root `DIR` the boot loader packages are installed or unpacked under"},
-		),
+		})...),
 		Action: func(c *cli.Context) error {
 			site, nodes, err := prepare(c)
 			if err != nil {
 				return err
 			}
-			images := map[string]string{}
-			for _, im := range c.StringSlice("image") {
-				role, file, ok := strings.Cut(im, "=")
-				if !ok || role == "" || file == "" {
-					return usagef("--image %q: want ROLE=FILE.raw.zst", im)
-				}
-				images[role] = file
+			images, err := imageflags.Images(c)
+			if err != nil {
+				return usagef("%v", err)
 			}
 			loaders, err := pxe.FindLoaders(c.String("loaders"))
 			if err != nil {
@@ -96,10 +92,10 @@ Examples:
 			if err := checkServerURL(server); err != nil {
 				return usagef("--server: %v", err)
 			}
-			env := c.String("deploy-env")
+			env := c.String(imageflags.EnvFlag)
 			tree, out, err := pxe.Build(pxe.Options{Server: server, Loaders: loaders, ISO: c.String("iso"),
 				Kernel: c.String("kernel"), Initrd: c.String("initrd"), Version: version,
-				DeployEnv: env, DeployArgs: strings.Fields(c.String("deploy-kernel-args")),
+				DeployEnv: env, DeployArgs: strings.Fields(c.String(imageflags.KernelArgsFlag)),
 				Images: images, Mode: c.String("mode")}, in)
 			if err != nil {
 				return err

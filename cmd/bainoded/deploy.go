@@ -3,16 +3,20 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/lablup/bainode/builder/serve"
+	"github.com/lablup/bainode/cmd/internal/imageflags"
 )
 
 // deployConfig reads the image-mode flags; nil when none is set.
 func deployConfig(c *cli.Context) (*serve.Deploy, error) {
-	dir, images := c.String("deploy-env"), c.StringSlice("image")
+	dir := c.String(imageflags.EnvFlag)
+	images, err := imageflags.Images(c)
+	if err != nil {
+		return nil, err
+	}
 	if dir == "" && len(images) == 0 {
 		return nil, nil
 	}
@@ -21,14 +25,7 @@ func deployConfig(c *cli.Context) (*serve.Deploy, error) {
 	}
 	d := &serve.Deploy{
 		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
-		Images: map[string]string{}, Disk: serve.SiteDisk, KernelArgs: c.String("deploy-kernel-args"),
-	}
-	for _, im := range images {
-		role, file, ok := strings.Cut(im, "=")
-		if !ok || role == "" || file == "" {
-			return nil, fmt.Errorf("--image %q: want ROLE=FILE.raw.zst", im)
-		}
-		d.Images[role] = file
+		Images: images, Disk: serve.SiteDisk, KernelArgs: c.String(imageflags.KernelArgsFlag),
 	}
 	if err := serve.CheckDeploy(d); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/lablup/bainode/builder/inventory"
 	"github.com/lablup/bainode/builder/inventory/dqlite"
 	"github.com/lablup/bainode/builder/serve"
+	"github.com/lablup/bainode/cmd/internal/imageflags"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -69,7 +71,7 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 (make them with "bainoded cluster-cert"). Remove members with
 "bainode cluster remove"; after losing a majority, see "bainoded recover".`,
 		Commands: []*cli.Command{clusterCertCommand(), recoverCommand()},
-		Flags: []cli.Flag{
+		Flags: slices.Concat([]cli.Flag{
 			&cli.StringFlag{Name: "data", Value: "/var/lib/bainoded", Usage: "inventory `DIR` (raft log and snapshots)"},
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "HTTP(S) listen `ADDR` for machines (seeds, iPXE, reports)"},
 			&cli.StringFlag{Name: "admin-listen", Value: defaultAdminListen,
@@ -90,9 +92,7 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 			&cli.StringFlag{Name: "initrd", Usage: "initrd `URL` for iPXE scripts"},
 			&cli.StringFlag{Name: "kernel-args", Value: "ip=dhcp autoinstall", Usage: "extra kernel `ARGS` for iPXE scripts"},
 			&cli.StringFlag{Name: "pxe-dir", Usage: "serve the netboot trees 'bainode pxe -o DIR' wrote at GET /pxe/<id>/..."},
-			&cli.StringFlag{Name: "deploy-env", Usage: "image mode: `DIR` from 'bainode deploy-env' (vmlinuz, initrd.img)"},
-			&cli.StringSliceFlag{Name: "image", Usage: "image mode: `ROLE=FILE.raw.zst` baked image of a role, its bake manifest beside it (repeatable)"},
-			&cli.StringFlag{Name: "deploy-kernel-args", Value: "console=tty0 console=ttyS0,115200n8", Usage: "image mode: kernel `ARGS` of the deploy environment"},
+		}, imageflags.Flags("image mode", "console=tty0 console=ttyS0,115200n8"), []cli.Flag{
 			&cli.DurationFlag{Name: "network-latency", Value: 100 * time.Millisecond,
 				Usage: "expected one-way latency between members; raft's timeouts, and so failover, scale with it (about 3.5 s at 100ms, 6 s with 0: dqlite's own); raise it across sites"},
 			&cli.DurationFlag{Name: "revision-ttl", Value: time.Second,
@@ -100,7 +100,7 @@ Encrypt cluster traffic with --cluster-cert, --cluster-key and --cluster-ca
 			&cli.DurationFlag{Name: "event-retention", Value: 30 * 24 * time.Hour, Action: checkRetention,
 				Usage: "delete provisioning events older than `D`, keeping each node's latest; 0 keeps everything"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		}),
 		Action: daemon,
 	}
 }
