@@ -100,6 +100,62 @@ WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/bainode-bench.XXXXXX")}
 mkdir -p "$WORK"
 cleanup() { [ "$KEEP" = 1 ] || [ -n "${BENCH_DIR:-}" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
+f() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# iso: remaster a >= 1 GiB live-server-shaped ISO (both Ubuntu layouts, built
+# by builder/iso/testdata/fixture.sh with a 1 GiB initrd) with
+# `bainode iso --mode autoinstall`, against xorriso's replay of the same
+# changes. ISO_MB sets the size of the big file. ONLY=iso runs nothing else.
+iso_bench() {
+	local d=$WORK/iso mb=${ISO_MB:-1024} layout src peak base t0 t1 t2 sampler
+	mkdir -p "$d"
+	head -c "$((mb * 1024 * 1024))" /dev/urandom >"$d/big"
+	OUT=$d KERNEL=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux INITRD=$d/big \
+		sh builder/iso/testdata/fixture.sh
+	rm -f "$d/big"
+	printf '\n### iso: remaster a %d MiB ISO, bainode vs xorriso replay\n\n' "$((mb + 40))"
+	printf '| layout | bainode iso | xorriso -boot_image any replay | ratio | bainode peak extra disk | output |\n|---|---:|---:|---:|---:|---:|\n'
+	for layout in focal jammy; do
+		src=$d/$layout.iso
+		sync
+		base=$(df --output=used -B1 "$d" | tail -1)
+		peak=$d/peak
+		echo 0 >"$peak"
+		( while :; do u=$(df --output=used -B1 "$d" | tail -1); [ "$u" -gt "$(cat "$peak")" ] && echo "$u" >"$peak"; sleep 0.1; done ) &
+		sampler=$!
+		t0=$(date +%s.%N)
+		bin/bainode iso --mode autoinstall --base "$src" --server http://10.0.0.2:8080 -o "$d/bainode.iso" >/dev/null 2>&1
+		sync
+		t1=$(date +%s.%N)
+		kill "$sampler"
+		mkdir -p "$d/ch"
+		xorriso -osirrox on -indev "$d/bainode.iso" -extract /nocloud "$d/ch/nocloud" \
+			-extract /boot/grub/grub.cfg "$d/ch/grub.cfg" -extract /boot/grub/loopback.cfg "$d/ch/loopback.cfg" \
+			-extract /md5sum.txt "$d/ch/md5sum.txt" >/dev/null 2>&1
+		local maps=(-map "$d/ch/nocloud" /nocloud -map "$d/ch/grub.cfg" /boot/grub/grub.cfg
+			-map "$d/ch/loopback.cfg" /boot/grub/loopback.cfg -map "$d/ch/md5sum.txt" /md5sum.txt)
+		if [ "$layout" = focal ]; then
+			xorriso -osirrox on -indev "$d/bainode.iso" -extract /isolinux/txt.cfg "$d/ch/txt.cfg" >/dev/null 2>&1
+			maps+=(-map "$d/ch/txt.cfg" /isolinux/txt.cfg)
+		fi
+		t2=$(date +%s.%N)
+		xorriso -indev "$src" -outdev "$d/xorriso.iso" "${maps[@]}" -boot_image any replay >/dev/null 2>&1
+		sync
+		t3=$(date +%s.%N)
+		printf '| %s | %s s | %s s | %s | %s MiB | %s MiB |\n' "$layout" "$(f %.2f "$t1 - $t0")" "$(f %.2f "$t3 - $t2")" \
+			"$(f %.2f "($t1 - $t0) / ($t3 - $t2)")" "$(f %.0f "($(cat "$peak") - $base) / 1048576")" \
+			"$(f %.0f "$(stat -c %s "$d/bainode.iso") / 1048576")"
+		rm -rf "$d/ch" "$d/bainode.iso" "$d/xorriso.iso"
+	done
+	printf '\n- goal: bainode wall time <= 1.0x xorriso, peak extra disk <= the output size\n'
+	rm -rf "$d"
+}
+if [ "${ONLY:-}" = iso ]; then
+	need_pkg xorriso xorriso
+	CGO_ENABLED=0 go build -o bin/bainode ./cmd/bainode
+	iso_bench
+	exit 0
+fi
 
 # --- 1. the site -----------------------------------------------------------
 SITE=$WORK/gen.yaml
@@ -195,7 +251,6 @@ read -r _ _ iso_mean _ _ < <(stats "$WORK"/out/*/seed.iso)
 read -r _ _ cl_mean _ _ < <(stats "$WORK"/out/*/localds.iso)
 
 # --- 5. report -----------------------------------------------------------------
-f() { awk "BEGIN { printf \"$1\", $2 }"; }
 b_cpu=$(f %.2f "$b_user + $b_sys")
 c_cpu=$(f %.2f "$c_user + $c_sys")
 b_rate=$(f %.0f "$NODES / $b_wall")
@@ -326,52 +381,4 @@ if [ "${BAKEBENCH:-1}" = 1 ]; then
 	bake_bench
 fi
 
-# iso: remaster a >= 1 GiB live-server-shaped ISO (both Ubuntu layouts, built
-# by builder/iso/testdata/fixture.sh with a 1 GiB initrd) with
-# `bainode iso --mode autoinstall`, against xorriso's replay of the same
-# changes. ISO_MB sets the size of the big file.
-iso_bench() {
-	local d=$WORK/iso mb=${ISO_MB:-1024} layout src peak base t0 t1 t2 sampler
-	mkdir -p "$d"
-	head -c "$((mb * 1024 * 1024))" /dev/urandom >"$d/big"
-	OUT=$d KERNEL=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux INITRD=$d/big \
-		sh builder/iso/testdata/fixture.sh
-	rm -f "$d/big"
-	printf '\n### iso: remaster a %d MiB ISO, bainode vs xorriso replay\n\n' "$((mb + 40))"
-	printf '| layout | bainode iso | xorriso -boot_image any replay | ratio | bainode peak extra disk | output |\n|---|---:|---:|---:|---:|---:|\n'
-	for layout in focal jammy; do
-		src=$d/$layout.iso
-		sync
-		base=$(df --output=used -B1 "$d" | tail -1)
-		peak=$d/peak
-		echo 0 >"$peak"
-		( while :; do u=$(df --output=used -B1 "$d" | tail -1); [ "$u" -gt "$(cat "$peak")" ] && echo "$u" >"$peak"; sleep 0.1; done ) &
-		sampler=$!
-		t0=$(date +%s.%N)
-		bin/bainode iso --mode autoinstall --base "$src" --server http://10.0.0.2:8080 -o "$d/bainode.iso" >/dev/null 2>&1
-		sync
-		t1=$(date +%s.%N)
-		kill "$sampler"
-		mkdir -p "$d/ch"
-		xorriso -osirrox on -indev "$d/bainode.iso" -extract /nocloud "$d/ch/nocloud" \
-			-extract /boot/grub/grub.cfg "$d/ch/grub.cfg" -extract /boot/grub/loopback.cfg "$d/ch/loopback.cfg" \
-			-extract /md5sum.txt "$d/ch/md5sum.txt" >/dev/null 2>&1
-		local maps=(-map "$d/ch/nocloud" /nocloud -map "$d/ch/grub.cfg" /boot/grub/grub.cfg
-			-map "$d/ch/loopback.cfg" /boot/grub/loopback.cfg -map "$d/ch/md5sum.txt" /md5sum.txt)
-		if [ "$layout" = focal ]; then
-			xorriso -osirrox on -indev "$d/bainode.iso" -extract /isolinux/txt.cfg "$d/ch/txt.cfg" >/dev/null 2>&1
-			maps+=(-map "$d/ch/txt.cfg" /isolinux/txt.cfg)
-		fi
-		t2=$(date +%s.%N)
-		xorriso -indev "$src" -outdev "$d/xorriso.iso" "${maps[@]}" -boot_image any replay >/dev/null 2>&1
-		sync
-		t3=$(date +%s.%N)
-		printf '| %s | %s s | %s s | %s | %s MiB | %s MiB |\n' "$layout" "$(f %.2f "$t1 - $t0")" "$(f %.2f "$t3 - $t2")" \
-			"$(f %.2f "($t1 - $t0) / ($t3 - $t2)")" "$(f %.0f "($(cat "$peak") - $base) / 1048576")" \
-			"$(f %.0f "$(stat -c %s "$d/bainode.iso") / 1048576")"
-		rm -rf "$d/ch" "$d/bainode.iso" "$d/xorriso.iso"
-	done
-	printf '\n- goal: bainode wall time <= 1.0x xorriso, peak extra disk <= the output size\n'
-	rm -rf "$d"
-}
 if [ "${ISOBENCH:-1}" = 1 ]; then iso_bench; fi

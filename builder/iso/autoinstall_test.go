@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 )
 
 func TestInsertArgs(t *testing.T) {
@@ -34,48 +32,6 @@ func TestGrubQuote(t *testing.T) {
 	} {
 		if got := grubQuote(in); got != want {
 			t.Errorf("grubQuote(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// The seeds are YAML whose autoinstall section has what subiquity needs.
-func TestSeedsParse(t *testing.T) {
-	wrapped := WrapCloudConfig([]byte("#cloud-config\nhostname: \"n1\"\nruncmd:\n  - [sh, -c, \"echo hi\"]\n"))
-	var doc struct {
-		Autoinstall map[string]any `yaml:"autoinstall"`
-	}
-	if err := yaml.Unmarshal(wrapped, &doc); err != nil {
-		t.Fatalf("wrapped: %v\n%s", err, wrapped)
-	}
-	ud, _ := doc.Autoinstall["user-data"].(map[string]any)
-	if doc.Autoinstall["version"] != 1 || ud["hostname"] != "n1" {
-		t.Errorf("wrapped autoinstall: %v", doc.Autoinstall)
-	}
-
-	gen, err := GenericUserData("http://10.0.2.2:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc.Autoinstall = nil
-	if err := yaml.Unmarshal(gen, &doc); err != nil {
-		t.Fatalf("generic: %v\n%s", err, gen)
-	}
-	cmds, _ := doc.Autoinstall["early-commands"].([]any)
-	if len(cmds) != 1 {
-		t.Fatalf("generic early-commands: %v", doc.Autoinstall["early-commands"])
-	}
-	script := cmds[0].(string)
-	if !strings.Contains(script, "'http://10.0.2.2:8080'") || !strings.Contains(script, "/autoinstall.yaml") {
-		t.Errorf("generic early command:\n%s", script)
-	}
-	if _, err := exec.LookPath("sh"); err == nil {
-		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
-			t.Errorf("sh -n: %v\n%s", err, out)
-		}
-	}
-	for _, bad := range []string{"", "http://x/'; rm -rf /", "http://a b"} {
-		if _, err := GenericUserData(bad); err == nil {
-			t.Errorf("GenericUserData(%q): no error", bad)
 		}
 	}
 }

@@ -13,15 +13,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lablup/bainode/builder/autoinstall"
 )
 
 var testEpoch = time.Date(2024, 2, 20, 12, 0, 0, 0, time.UTC)
 
 func testSeed() Seed {
-	return Seed{
-		UserData: WrapCloudConfig([]byte("#cloud-config\nhostname: bai-a01\nusers:\n  - name: bai\n    uid: 1100\n")),
-		MetaData: []byte("instance-id: bai-a01-autoinstall\n"),
+	ud, err := autoinstall.Wrap("ubuntu-20.04", []byte("#cloud-config\nhostname: bai-a01\nusers:\n  - name: bai\n    uid: 1100\n"), nil)
+	if err != nil {
+		panic(err)
 	}
+	return Seed{UserData: ud, MetaData: []byte("instance-id: bai-a01-autoinstall\n")}
 }
 
 type remastered struct {

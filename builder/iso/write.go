@@ -11,6 +11,7 @@
 package iso
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -116,8 +117,8 @@ func Write(spec Spec, out string) (Layout, error) {
 	}
 	dir := filepath.Dir(out)
 	// go-diskfs removes its workspace in Finalize; it only ever holds
-	// copies and links.
-	ws, err := os.MkdirTemp(dir, ".bainode-iso-ws-")
+	// copies, links and the sparse stand-ins of deferred files.
+	ws, err := workspace(dir)
 	if err != nil {
 		return Layout{}, err
 	}
@@ -332,12 +333,25 @@ func (b freshBackend) Writable() (backend.WritableFile, error) { return zeroSkip
 type zeroSkipper struct{ *os.File }
 
 func (z zeroSkipper) WriteAt(p []byte, off int64) (int, error) {
-	for _, c := range p {
-		if c != 0 {
-			return z.File.WriteAt(p, off)
-		}
+	if !allZero(p) {
+		return z.File.WriteAt(p, off)
 	}
 	return len(p), nil
+}
+
+var zeroBlock [64 << 10]byte
+
+// allZero compares against a block of zeros: memequal is vectorised, a
+// byte loop is not, and go-diskfs hands over every byte of the stand-ins.
+func allZero(p []byte) bool {
+	for len(p) > 0 {
+		n := min(len(p), len(zeroBlock))
+		if !bytes.Equal(p[:n], zeroBlock[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
 }
 
 // resolve turns the system area's partitions into sector ranges.
@@ -476,10 +490,13 @@ func deferLarge(spec Spec) map[string]Content {
 	out := map[string]Content{}
 	for _, f := range spec.Files {
 		c := f.Content
-		if f.Dir || f.Link != "" || c.Path == "" || boot[f.Path] || (c.Offset == 0 && c.Size < 0) {
+		if f.Dir || f.Link != "" || c.Path == "" || boot[f.Path] {
 			continue
 		}
-		if c.Size >= 1<<20 {
+		// Whole host files too: a workspace on tmpfs cannot link them.
+		// One that cannot be sized is left to materialise, which says why.
+		if n, err := c.size(); err == nil && n >= 1<<20 {
+			c.Size = n
 			out[f.Path] = c
 		}
 	}

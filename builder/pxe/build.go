@@ -9,6 +9,7 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 
+	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/spec"
 )
 
@@ -156,7 +157,7 @@ func (t *Tree) addSeed(n NodeInput, base string, isoSize int64) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	ud, err := WrapAutoinstall(n.Target, n.UserData, n.NetworkConfig)
+	ud, err := autoinstall.Wrap(n.Target, n.UserData, n.NetworkConfig)
 	if err != nil {
 		return Entry{}, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/iso"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/spec"
@@ -102,7 +103,7 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 	case host != "" && server != "":
 		return iso.Seed{}, usagef("--node and --server: pick one (a node's ISO or a generic one)")
 	case server != "":
-		ud, err := iso.GenericUserData(server)
+		ud, err := autoinstall.Generic(server)
 		if err != nil {
 			return iso.Seed{}, usagef("--server: %v", err)
 		}
@@ -134,8 +135,12 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 	for _, w := range f.Warnings {
 		warnf("%s", w)
 	}
+	ud, err := autoinstall.Wrap(node.Target, f.UserData, f.NetworkConfig)
+	if err != nil {
+		return iso.Seed{}, err
+	}
 	return iso.Seed{
-		UserData: iso.WrapCloudConfig(f.UserData),
+		UserData: ud,
 		MetaData: []byte("instance-id: " + host + "-autoinstall\n"),
 		Secret:   true,
 	}, nil

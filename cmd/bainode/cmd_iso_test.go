@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/iso"
 )
 
@@ -50,9 +52,61 @@ func TestISOCommand(t *testing.T) {
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("per-node ISO: %v, mode %v; want 0600 (it holds the node's secrets)", err, fi.Mode())
 	}
+	// A node's ISO installs it as its network boot would: the same
+	// autoinstall, with its static address as the installed netplan.
+	static := filepath.Join(dir, "static.iso")
+	if o, e, code := bainode(t, "", "iso", "--base", src, "-o", static, "--example", "cluster", "--node", "bai-a01"); code != 0 {
+		t.Fatalf("iso --node bai-a01: exit %d\n%s%s", code, o, e)
+	}
+	m, err := iso.Inspect(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ud []byte
+	for _, f := range m.Files {
+		if f.Path == iso.SeedDir+"/user-data" {
+			ud = readContent(t, f.Content)
+		}
+	}
+	want, err := autoinstall.Wrap("ubuntu-20.04", renderedFile(t, "cluster", "bai-a01", "user-data"), renderedFile(t, "cluster", "bai-a01", "network-config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ud, want) || !bytes.Contains(ud, []byte("10.20.30.20/24")) {
+		t.Errorf("bai-a01's ISO seed is not its autoinstall with its network:\n%s", ud)
+	}
 	cmd := exec.Command(bainodeBin, "iso", "--base", src, "-o", out, "--server", "http://x")
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=yesterday")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "SOURCE_DATE_EPOCH") {
 		t.Errorf("bad SOURCE_DATE_EPOCH: %v\n%s", err, b)
 	}
+}
+
+// readContent reads a file of an inspected medium.
+func readContent(t *testing.T, c iso.Content) []byte {
+	t.Helper()
+	f, err := os.Open(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, c.Size)
+	if _, err := f.ReadAt(b, c.Offset); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// renderedFile is what bainode render writes for a node of an example.
+func renderedFile(t *testing.T, example, node, name string) []byte {
+	t.Helper()
+	out := t.TempDir()
+	if o, e, code := bainode(t, "", "render", "--example", example, "--node", node, "-o", out); code != 0 {
+		t.Fatalf("render: exit %d\n%s%s", code, o, e)
+	}
+	b, err := os.ReadFile(filepath.Join(out, node, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package iso
+
+func tmpfsDirs() []string { return nil }
