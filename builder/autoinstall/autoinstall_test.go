@@ -2,7 +2,6 @@ package autoinstall
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,27 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lablup/bainode/builder/spec"
+
+	"github.com/lablup/bainode/builder/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./builder/autoinstall -run %s -update)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; diff it against\n%s", name, got)
-	}
-}
 
 func TestAutoinstallGolden(t *testing.T) {
 	ud, err := os.ReadFile("testdata/cloud-config.yaml")
@@ -52,7 +33,7 @@ func TestAutoinstallGolden(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
-		golden(t, target+".yaml", got)
+		golden.Check(t, filepath.Join("testdata", "golden", target+".yaml"), got)
 		checkSubiquityFacts(t, target, got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
+
+	"github.com/lablup/bainode/builder/internal/golden"
 )
 
 // gpuNode is a GPU agent of target, parsed and validated like a site file.
@@ -56,20 +58,7 @@ func TestDriverChoiceGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "driver", name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if string(want) != string(got) {
-				t.Errorf("%s differs (go test -update rewrites it):\n%s", path, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "driver", name+".json"), got)
 		})
 	}
 }

@@ -2,9 +2,7 @@ package plan_test
 
 import (
 	"bytes"
-	"flag"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,9 +10,9 @@ import (
 	"github.com/lablup/bainode/builder/plan"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/templates"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/lablup/bainode/builder/internal/golden"
+)
 
 func examples(t *testing.T) []string {
 	des, err := fs.ReadDir(templates.FS, "examples")
@@ -66,22 +64,9 @@ func plans(t *testing.T, s *spec.Site) []*plan.Plan {
 	return ps
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (go test -update rewrites it); got:\n%s", p, got)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 // What bainode plan prints, for every example on every target, and as JSON
@@ -93,12 +78,12 @@ func TestGolden(t *testing.T) {
 			if err := plan.WriteText(&b, plans(t, example(t, ex, target))); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, ex+"."+target+".txt", b.Bytes())
+			goldenFile(t, ex+"."+target+".txt", b.Bytes())
 		}
 		var b bytes.Buffer
 		if err := plan.WriteJSON(&b, plans(t, example(t, ex, ""))); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, ex+".json", b.Bytes())
+		goldenFile(t, ex+".json", b.Bytes())
 	}
 }

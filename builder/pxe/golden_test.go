@@ -1,35 +1,16 @@
 package pxe
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func golden(t *testing.T, name string, got []byte) {
+func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", filepath.FromSlash(name))
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./builder/pxe -run %s -update)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; diff it against\n%s", name, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", filepath.FromSlash(name)), got)
 }
 
 // goldenNodes are two nodes of different series, one behind a MAC in
@@ -56,7 +37,7 @@ func TestConfigsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range tr.Paths() {
-		golden(t, p, tr.Files[p].Data)
+		goldenFile(t, p, tr.Files[p].Data)
 	}
 }
 

@@ -28,7 +28,7 @@ func TestImageConfigsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range tr.Paths() {
-		golden(t, "image/"+p, tr.Files[p].Data)
+		goldenFile(t, "image/"+p, tr.Files[p].Data)
 	}
 	// Every loader gets the same command line; only iPXE adds the node's
 	// initrd over HTTP, and nothing points at a token.

@@ -5,11 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +17,9 @@ import (
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/templates"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/lablup/bainode/builder/internal/golden"
+)
 
 func renderer(t testing.TB) *render.Renderer {
 	t.Helper()
@@ -66,18 +64,7 @@ func TestGolden(t *testing.T) {
 					if name == "user-data" {
 						got = goldenView(t, got)
 					}
-					if *update {
-						os.MkdirAll(dir, 0o755)
-						os.WriteFile(p, got, 0o644)
-						continue
-					}
-					want, err := os.ReadFile(p)
-					if err != nil {
-						t.Fatalf("%v (run go test -update)", err)
-					}
-					if !bytes.Equal(got, want) {
-						t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", p, firstDiff(want, got))
-					}
+					golden.Check(t, p, got)
 				}
 			}
 		}
@@ -109,24 +96,6 @@ func goldenView(t *testing.T, b []byte) []byte {
 		lines[i] = fmt.Sprintf("%scontent: <gz+b64 of %d bytes, sha256 %x>\n", pre, len(plain), sha256.Sum256(plain))
 	}
 	return []byte(strings.Join(lines, ""))
-}
-
-// firstDiff names the first differing line, so a failure stays short.
-func firstDiff(want, got []byte) string {
-	w, g := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n  want %q\n  got  %q", i+1, wl, gl)
-		}
-	}
-	return "same lines, different bytes"
 }
 
 type cloudConfig struct {

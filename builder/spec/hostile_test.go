@@ -3,13 +3,14 @@ package spec_test
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/lablup/bainode/builder/spec"
+
+	"github.com/lablup/bainode/builder/internal/golden"
 )
 
 // hostile are site files too big to keep in testdata: each is generated, and
@@ -94,23 +95,8 @@ func TestHostile(t *testing.T) {
 					t.Errorf("%q has no position", p.String())
 				}
 			}
-			golden(t, filepath.Join("testdata", "hostile", h.name+".golden"), err.Error()+"\n")
+			golden.Check(t, filepath.Join("testdata", "hostile", h.name+".golden"), []byte(err.Error()+"\n"))
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		os.WriteFile(path, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
 

@@ -2,18 +2,16 @@ package spec_test
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/templates"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/lablup/bainode/builder/internal/golden"
+)
 
 // Each bad site has a golden file with the exact messages it must produce.
 func TestBadSites(t *testing.T) {
@@ -29,17 +27,7 @@ func TestBadSites(t *testing.T) {
 				t.Fatalf("got %v, want a *spec.Error", err)
 			}
 			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(p, ".yaml") + ".golden"
-			if *update {
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
+			golden.Check(t, strings.TrimSuffix(p, ".yaml")+".golden", []byte(got))
 			for _, pr := range se.Problems {
 				if pr.Line == 0 || pr.Column == 0 {
 					t.Errorf("%q has no position", pr.String())

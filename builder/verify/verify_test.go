@@ -4,36 +4,19 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lablup/bainode/builder/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
+// goldenFile compares got with testdata/name, or rewrites it with -update.
+func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 func readReport(t *testing.T, name string) (Report, []byte) {
@@ -115,7 +98,7 @@ func TestWriteTable(t *testing.T) {
 	if err := WriteTable(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.table.golden", b.Bytes())
+	goldenFile(t, "report.table.golden", b.Bytes())
 	for i, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
 		if strings.ContainsAny(line, "\t\r") {
 			t.Errorf("line %d has a tab or CR: %q", i+1, line)
@@ -129,7 +112,7 @@ func TestWriteJUnit(t *testing.T) {
 	if err := WriteJUnit(&b, r, "bai-a01"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.junit.golden", b.Bytes())
+	goldenFile(t, "report.junit.golden", b.Bytes())
 
 	// It must be well-formed XML that reads back with the right counts.
 	var doc junitSuites
@@ -249,7 +232,7 @@ func TestExtract(t *testing.T) {
 			} else if err := WriteTable(&out, r); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("extract", name+".golden"), out.Bytes())
+			goldenFile(t, filepath.Join("extract", name+".golden"), out.Bytes())
 		})
 	}
 	if _, err := Extract(cases["none"]); !errors.Is(err, ErrNoReport) {
