@@ -23,6 +23,7 @@ import (
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/payloadfix"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
@@ -34,13 +35,23 @@ const testHash = "$6$bakesalt0123$Nv74As/7a2Fn8zfgJCArzfURVQ4/mH/urr0OgvZMQigAjd
 // override the clones can check; sysctlValue varies it for the cache test.
 func testSite(t testing.TB, sysctlValue string) (*spec.Site, *spec.Node) {
 	t.Helper()
+	return parseSite(t, "vm-test+bake.yaml", testSiteYAML(t, sysctlValue))
+}
+
+func testSiteYAML(t testing.TB, sysctlValue string) string {
+	t.Helper()
 	b, err := templates.FS.ReadFile("examples/vm-test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	y := strings.Replace(string(b), "target: debian-12\n", fmt.Sprintf(
 		"target: debian-12\noperator:\n  password_hash: %q\nsysctl:\n  enabled: true\n  set:\n    net.core.somaxconn: %q\n", testHash, sysctlValue), 1)
-	site, err := spec.Parse("vm-test+bake.yaml", []byte(y))
+	return y
+}
+
+func parseSite(t testing.TB, name, y string) (*spec.Site, *spec.Node) {
+	t.Helper()
+	site, err := spec.Parse(name, []byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +83,9 @@ var (
 		img    qemu.Image
 		accel  vm.Accel
 		output string
+		// The payload inputs (testing/payloadfix) and the disk built from them.
+		fix     payloadfix.Fixture
+		payload string
 	}
 )
 
@@ -86,7 +100,9 @@ func TestMain(m *testing.M) {
 func needBake(t *testing.T) {
 	t.Helper()
 	img := qemu.Need(t)
+	fx := payloadfix.Need(t) // cached; here, where it may skip or fail the test
 	bakeOnce.Do(func() {
+		baked.fix = fx
 		accel, err := qemu.Accel(context.Background(), img)
 		if err != nil {
 			baked.err = err
@@ -98,10 +114,16 @@ func needBake(t *testing.T) {
 			return
 		}
 		baked.dir, baked.img, baked.accel = dir, img, accel
-		site, n := testSite(t, "4096")
+		// The image carries Docker, the Python with the agent's venv and
+		// an image, from a payload disk: the bake is offline.
+		site, n := bakedSite(t)
+		baked.payload, baked.err = bakePayload(t, dir, n)
+		if baked.err != nil {
+			return
+		}
 		baked.opts = Options{
 			Base: img.Disk, BaseFormat: vm.FormatQCOW2,
-			Seed:   renderSeed(t, site, n),
+			Seed: renderSeed(t, site, n), Payload: baked.payload,
 			Output: filepath.Join(dir, "baked.qcow2"), Format: FormatQCOW2,
 			Accel: accel, Timeout: accel.Timeout(15 * time.Minute), MemoryMiB: 1536, CPUs: 2,
 			Version: "test", HashCache: filepath.Join(dir, "hashes"),
@@ -123,7 +145,7 @@ func needBake(t *testing.T) {
 }
 
 // TestBakeSealed bakes the test base offline (restrict=on) for vm-test's
-// role and checks the manifest, the seal report, a second bake that must be
+// role, with Docker, the Python and an image from a payload disk, and checks the manifest, the seal report, a second bake that must be
 // a cache hit, and a byte scan of the output for the bake seed's marker.
 func TestBakeSealed(t *testing.T) {
 	needBake(t)
@@ -385,7 +407,7 @@ ExecStart=/usr/local/sbin/bake-probe
 // plus the probe, and returns the probe's facts and the verifier's report.
 func bootClone(t *testing.T, name string) (map[string]string, *verify.Report) {
 	dir := t.TempDir()
-	site, n := testSite(t, "4096")
+	site, n := bakedSite(t)
 	n.Hostname = name
 	full := renderSeed(t, site, n)
 	if err := CheckPlan(baked.res.Manifest, full); err != nil {
