@@ -52,7 +52,7 @@ func TestBakeGPUWrongVermagic(t *testing.T) {
 	// The site's GPU agent, its driver choice turned to the stand-ins: no
 	// precompiled package for the kernel, so the DKMS fallback.
 	site, n := parseSite(t, "gpu.yaml", "version: 1\ntarget: debian-12\nartifacts: payload\n"+
-		"gpu: {enabled: true, toolkit: false}\nnodes: [{hostname: bainode-gpu, role: agent}]\n")
+		"docker: {enabled: false, compose: false}\npython: {enabled: false}\nimages: {pull: []}\ngpu: {enabled: true, toolkit: false}\nnodes: [{hostname: bainode-gpu, role: agent}]\n")
 	ts, err := plan.Targets()
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +77,10 @@ func TestBakeGPUWrongVermagic(t *testing.T) {
 		t.Fatalf("bake: %v\nwant an error with %q", err, want)
 	}
 	t.Logf("the bake failed as it should:\n%s", err)
+	// The gate, and nothing else, failed it.
+	if !strings.Contains(err.Error(), "bainode-provision[done]: FAILED steps: gpu\n") {
+		t.Errorf("provisioning failed in more than the gpu step (or its log tail lacks the summary)")
+	}
 	if pw.pid == 0 {
 		t.Error("no qemu pid seen")
 	} else if err := syscall.Kill(pw.pid, 0); err == nil {
