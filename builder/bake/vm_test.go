@@ -84,6 +84,7 @@ var (
 		// The payload inputs (testing/payloadfix) and the disk built from them.
 		fix     payloadfix.Fixture
 		payload string
+		console bytes.Buffer // the bake's whole console; read after Bake returns
 	}
 )
 
@@ -125,7 +126,7 @@ func needBake(t *testing.T) {
 			Output: filepath.Join(dir, "baked.qcow2"), Format: FormatQCOW2,
 			Accel: accel, Timeout: accel.Timeout(15 * time.Minute), MemoryMiB: 1536, CPUs: 2,
 			Version: "test", HashCache: filepath.Join(dir, "hashes"),
-			Progress: &tlog{t: t},
+			Progress: &tlog{t: t}, Console: &baked.console,
 		}
 		if !img.Bootloader {
 			baked.opts.Kernel, baked.opts.Initrd, baked.opts.Append = img.Kernel, img.Initrd, img.Append
