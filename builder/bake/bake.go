@@ -28,6 +28,9 @@ import (
 type Options struct {
 	Base       string // base disk, raw or qcow2; only read
 	BaseFormat string // vm.FormatRaw or vm.FormatQCOW2; empty: detected
+	// BaseSHA256, when set, is what the base must hash to (a cloud image
+	// from the fetch cache: see CloudImage).
+	BaseSHA256 string
 	// Kernel, Initrd and Append boot directly (bases without a boot loader).
 	Kernel, Initrd, Append string
 

@@ -59,6 +59,9 @@ func (o Options) inputs() (Inputs, string, error) {
 		return in, "", err
 	}
 	in.Base = *base
+	if o.BaseSHA256 != "" && base.SHA256 != o.BaseSHA256 {
+		return in, "", fmt.Errorf("base: %s has sha256 %s, not the %s the fetch cache recorded: check the cache with 'bainode fetch --check'", o.Base, base.SHA256, o.BaseSHA256)
+	}
 	seed, err := ImageSeed(o.Seed, "")
 	if err != nil {
 		return in, "", err

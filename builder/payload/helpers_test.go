@@ -1,22 +1,20 @@
 package payload
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lablup/bainode/builder/internal/testsrv"
+	"github.com/lablup/bainode/testing/payloadfix"
 )
 
 // needTool fails (CI=true) or skips the test when a host program is missing.
@@ -202,85 +200,9 @@ func readManifestBytes(t testing.TB, b []byte) *Manifest {
 	return m
 }
 
-// writeDockerArchive writes a docker-load tarball of one image: a config
-// with cmd, and one layer with the given files (name -> content; a content
-// starting with "->" is a symlink target).
+// writeDockerArchive writes a docker-load tarball of one image (see
+// payloadfix.WriteDockerArchive).
 func writeDockerArchive(t testing.TB, path, ref string, cmd []string, files map[string][]byte, modes map[string]int64) {
 	t.Helper()
-	var layer bytes.Buffer
-	lw := tar.NewWriter(&layer)
-	dirs := map[string]bool{}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if d := filepath.Dir(n); d != "." && !dirs[d] {
-			dirs[d] = true
-			if err := lw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c := files[n]
-		if target, ok := bytes.CutPrefix(c, []byte("->")); ok {
-			if err := lw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeSymlink, Linkname: string(target), Mode: 0o777, ModTime: time.Unix(0, 0)}); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		mode := int64(0o644)
-		if m, ok := modes[n]; ok {
-			mode = m
-		}
-		if err := lw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(c)), ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := lw.Write(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := lw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerSum := sha256.Sum256(layer.Bytes())
-	diffID := "sha256:" + hex.EncodeToString(layerSum[:])
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64",
-		"os":           "linux",
-		"created":      "1970-01-01T00:00:00Z",
-		"config":       map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{diffID}},
-		"history":      []map[string]any{{"created": "1970-01-01T00:00:00Z", "created_by": "bainode payload test"}},
-	})
-	configSum := sha256.Sum256(config)
-	configName := hex.EncodeToString(configSum[:]) + ".json"
-	layerDir := hex.EncodeToString(layerSum[:])
-	manifest, _ := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": []string{ref}, "Layers": []string{layerDir + "/layer.tar"}}})
-
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(f)
-	add := func(name string, b []byte) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: layerDir + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0)}); err != nil {
-		t.Fatal(err)
-	}
-	add(layerDir+"/layer.tar", layer.Bytes())
-	add(configName, config)
-	add("manifest.json", manifest) // last, as docker save writes it
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	payloadfix.WriteDockerArchive(t, path, ref, cmd, files, modes)
 }

@@ -1,21 +1,14 @@
 package payload
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lablup/bainode/builder/fetch"
 	"github.com/lablup/bainode/builder/internal/testsrv"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/seed"
@@ -24,27 +17,23 @@ import (
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/payloadfix"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
 // The test image and what its one command prints.
 const (
-	testImage    = "bainode-test/hello:1"
-	testGreeting = "hello from bainode"
-	// A made-up python-build-standalone release tag for the stand-in below.
-	testPyRelease = "20000101"
+	testImage     = payloadfix.TestImage
+	testGreeting  = payloadfix.Greeting
+	testPyRelease = payloadfix.PyRelease
 )
 
 // TestAirGappedVM boots the Debian 12 test base with NO network device at
 // all, the vm-test example turned to "artifacts: payload" with Docker,
 // the static Python (one venv) and one image, and a payload disk built by
-// Build from:
-//   - Debian 12's docker.io and the dependencies the base lacks, fetched on
-//     the host with apt-get download (the guest has no way to fetch them);
-//   - a docker-load tarball made here: one layer with Debian's static
-//     busybox, the greeting as its command;
-//   - a Python tarball in python-build-standalone's layout (see
-//     pythonStandIn: it is a stand-in, not a real build).
+// Build from testing/payloadfix's inputs: Debian 12's docker.io and the
+// dependencies the base lacks, a docker-load tarball of a busybox image,
+// and a stand-in Python in python-build-standalone's layout.
 //
 // It passes when the verifier passes the docker, python and image checks
 // (and fails nothing), the provisioning log shows every file checked and
@@ -56,47 +45,17 @@ func TestAirGappedVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for tool, pkg := range map[string]string{"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg"} {
-		needTool(t, tool, pkg)
-	}
+	needTool(t, "debugfs", "e2fsprogs")
 	work := t.TempDir()
-
-	// --- what the base lacks for docker.io, from the host's apt sources.
-	base, pyVersion := basePackages(t)
-	debs := dockerDebs(t, base)
-	debDir := filepath.Join(work, "debs")
-	aptDownload(t, debDir, debs...)
-	tools := filepath.Join(work, "tools")
-	aptDownload(t, tools, "busybox-static", "python3-pip-whl")
-	t.Logf("carrying %d .debs: %s; guest python %s", len(debs), strings.Join(debs, " "), pyVersion)
-
-	// --- the image and the Python, imported into a cache under the names
-	// 'bainode payload' looks for.
-	cache, err := fetch.OpenCache(filepath.Join(work, "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgTar := filepath.Join(work, "hello.tar")
-	busybox, err := os.ReadFile(filepath.Join(unpackDeb(t, glob1(t, tools, "busybox-static_*.deb")), "bin/busybox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeDockerArchive(t, imgTar, "docker.io/"+testImage, // tagged as docker save writes it; found by its key
-		[]string{"/bin/busybox", "echo", testGreeting},
-		map[string][]byte{"bin/busybox": busybox, "bin/sh": []byte("->busybox")}, map[string]int64{"bin/busybox": 0o755})
-	if _, err := cache.Import(imgTar, fetch.Artifact{Name: ImageArchiveName(testImage), URL: "file:///test/hello.tar", Kind: "image"}); err != nil {
-		t.Fatal(err)
-	}
-	pipWheel := glob1(t, filepath.Join(unpackDeb(t, glob1(t, tools, "python3-pip-whl_*.deb")), "usr/share/python-wheels"), "pip-*.whl")
-	pyTar := filepath.Join(work, "python.tar.gz")
-	pythonStandIn(t, pyTar, pyVersion, pipWheel)
+	// --- what the base lacks for docker.io, the image and the Python
+	// (built once, cached: see testing/payloadfix).
+	fx := payloadfix.Need(t)
+	t.Logf("carrying %d .debs: %s; guest python %s", len(fx.Debs), strings.Join(fx.Debs, " "), fx.PyVersion)
 
 	// --- the site: vm-test with Docker, Python and the image on, offline.
-	site, node := payloadSite(t, pyVersion)
-	if _, err := cache.Import(pyTar, fetch.Artifact{Name: PythonAsset(node.Python), URL: "file:///test/python.tar.gz", Kind: "python"}); err != nil {
-		t.Fatal(err)
-	}
-	items, err := ForNodes([]*spec.Node{node}, Sources{Cache: cache, DebDirs: []string{debDir}})
+	site, node := payloadSite(t, fx.PyVersion)
+	cache := fx.Cache(t, ImageArchiveName(testImage), PythonAsset(node.Python))
+	items, err := ForNodes([]*spec.Node{node}, Sources{Cache: cache, DebDirs: []string{fx.DebDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,231 +141,11 @@ func TestAirGappedVM(t *testing.T) {
 	}
 }
 
-// basePackages lists what the test base has installed, by simulating its
-// build on the host: apt resolves minbase (Essential and Priority: required,
-// plus apt) and testing/qemu/packages.txt against an empty dpkg status,
-// without recommends, as mmdebstrap --variant=minbase does. It also returns
-// the base's Python version.
-func basePackages(t *testing.T) (map[string]bool, string) {
-	t.Helper()
-	b, err := os.ReadFile("../../testing/qemu/packages.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, line := range strings.Split(string(b), "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		if line = strings.TrimSpace(line); line != "" {
-			want = append(want, line)
-		}
-	}
-	avail, err := exec.Command("apt-cache", "dumpavail").Output()
-	if err != nil {
-		t.Fatalf("apt-cache dumpavail: %v", err)
-	}
-	pkg := ""
-	sc := bufio.NewScanner(bytes.NewReader(avail))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		switch {
-		case strings.HasPrefix(l, "Package: "):
-			pkg = strings.TrimPrefix(l, "Package: ")
-		case l == "Priority: required" || l == "Essential: yes":
-			if !slices.Contains(want, pkg) {
-				want = append(want, pkg)
-			}
-		}
-	}
-	want = append(want, "apt")
-	status := filepath.Join(t.TempDir(), "status")
-	if err := os.WriteFile(status, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"-s", "-o", "Dir::State::status=" + status, "-o", "APT::Install-Recommends=false", "install"}, want...)
-	out, err := exec.Command("apt-get", args...).CombinedOutput()
-	if err != nil {
-		hostLacks(t, fmt.Sprintf("apt-get -s install (the base's packages): %v\n%s", err, tailString(string(out), 2000)))
-	}
-	base := map[string]bool{}
-	pyVersion := ""
-	re := regexp.MustCompile(`^Inst (\S+) \((\S+) `)
-	for _, l := range strings.Split(string(out), "\n") {
-		if m := re.FindStringSubmatch(l); m != nil {
-			base[m[1]] = true
-			if m[1] == "python3.11" || (pyVersion == "" && strings.HasPrefix(m[1], "python3.") && !strings.Contains(m[1], "-")) {
-				v := m[2]
-				if i := strings.Index(v, "-"); i > 0 {
-					v = v[:i]
-				}
-				pyVersion = v
-			}
-		}
-	}
-	if len(base) < 100 || pyVersion == "" {
-		t.Fatalf("simulated base has %d packages and python %q:\n%s", len(base), pyVersion, tailString(string(out), 2000))
-	}
-	return base, pyVersion
-}
-
-// dockerDebs lists docker.io, apparmor and everything they may depend on
-// (apt-cache depends --recurse lists every alternative) that the base
-// lacks. Extra alternatives cost only space: apt in the guest picks.
-// apparmor is docker.io's Recommends that matters: Debian's kernel has
-// AppArmor on, and without apparmor_parser dockerd cannot load its
-// docker-default profile, so every `docker run` fails. Debian's cloud
-// images have apparmor; the test base does not.
-func dockerDebs(t *testing.T, base map[string]bool) []string {
-	t.Helper()
-	out, err := exec.Command("apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-		"--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "docker.io", "apparmor").Output()
-	if err != nil {
-		hostLacks(t, fmt.Sprintf("apt-cache depends docker.io: %v (is apt-get update done?)", err))
-	}
-	var debs []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l == "" || l[0] == ' ' || l[0] == '<' || base[l] || slices.Contains(debs, l) {
-			continue
-		}
-		debs = append(debs, l)
-	}
-	if !slices.Contains(debs, "docker.io") {
-		t.Fatalf("docker.io is not among %q", debs)
-	}
-	slices.Sort(debs)
-	return debs
-}
-
-func aptDownload(t *testing.T, dir string, pkgs ...string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("apt-get", append([]string{"download", "-q", "-o", "APT::Sandbox::User=root"}, pkgs...)...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		hostLacks(t, fmt.Sprintf("apt-get download %s: %v\n%s", strings.Join(pkgs, " "), err, tailString(string(out), 2000)))
-	}
-}
-
-// hostLacks fails with CI=true and skips otherwise: the host cannot reach
-// its Debian mirror, or has no package lists.
-func hostLacks(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", msg)
-	}
-	t.Skipf("host cannot provide the Debian packages: %s", msg)
-}
-
-func glob1(t *testing.T, dir, pat string) string {
-	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(dir, pat))
-	if len(m) != 1 {
-		t.Fatalf("%s/%s: found %q", dir, pat, m)
-	}
-	return m[0]
-}
-
-// unpackDeb unpacks a .deb with dpkg-deb -x and returns the directory.
-func unpackDeb(t *testing.T, deb string) string {
-	t.Helper()
-	dir := t.TempDir()
-	run(t, "dpkg-deb", "-x", deb, dir)
-	return dir
-}
-
-// pythonStandIn writes a tarball in python-build-standalone's install_only
-// layout (python/bin/python3, python/lib/python3.X). It is NOT a
-// python-build-standalone build: the guest has no network and the test
-// none either, so python/bin/python3 is a small shell wrapper around the
-// test base's own /usr/bin/python3, and python/lib/python3.X a symlink to
-// its standard library. "-m venv DIR" makes the venv from the real
-// interpreter under this bin directory (so pyvenv.cfg's home is it, as
-// with a real build) and puts pip in from Debian's pip wheel, because
-// Debian's python3 has no ensurepip. It exercises what bainode does with
-// the tarball (carry, verify, unpack, make venvs, verify versions), not a
-// real static Python.
-func pythonStandIn(t *testing.T, path, version, pipWheel string) {
-	t.Helper()
-	whl, err := os.ReadFile(pipWheel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whlName := filepath.Base(pipWheel)
-	minor := strings.Join(strings.Split(version, ".")[:2], ".")
-	wrapper := `#!/bin/sh
-# bainode test stand-in for python-build-standalone's python3: it runs the
-# test base's /usr/bin/python3 (see builder/payload/vm_test.go).
-here=$(cd "$(dirname "$0")" && pwd -P)
-if [ "$1" = -m ] && [ "$2" = venv ]; then
-	shift 2
-	"$here/.python3-real" -m venv --without-pip "$@" || exit
-	whl=$here/../lib/bainode-test/` + whlName + `
-	for d; do
-		case $d in -*) continue ;; esac
-		"$d/bin/python" "$whl/pip" install --no-index --no-cache-dir --disable-pip-version-check -q "$whl" || exit
-	done
-	exit 0
-fi
-exec "$here/.python3-real" "$@"
-`
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw := gzip.NewWriter(f)
-	tw := tar.NewWriter(zw)
-	ts := time.Unix(0, 0)
-	for _, h := range []struct {
-		hdr  tar.Header
-		data []byte
-	}{
-		{tar.Header{Name: "python/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "python/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "python/bin/python3", Typeflag: tar.TypeReg, Mode: 0o755}, []byte(wrapper)},
-		{tar.Header{Name: "python/bin/.python3-real", Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/python3", Mode: 0o777}, nil},
-		{tar.Header{Name: "python/lib/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "python/lib/python" + minor, Typeflag: tar.TypeSymlink, Linkname: "/usr/lib/python" + minor, Mode: 0o777}, nil},
-		{tar.Header{Name: "python/lib/bainode-test/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "python/lib/bainode-test/" + whlName, Typeflag: tar.TypeReg, Mode: 0o644}, whl},
-	} {
-		hdr := h.hdr
-		hdr.Size, hdr.ModTime = int64(len(h.data)), ts
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(h.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []interface{ Close() error }{tw, zw, f} {
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// payloadSite is the vm-test example with Docker (without compose:
-// Debian 12 has no compose plugin package), the Python and one venv, and
-// the test image, all from the payload.
+// payloadSite is the vm-test example with Docker, the Python and one
+// venv, and the test image, all from the payload (payloadfix.SiteYAML).
 func payloadSite(t *testing.T, pyVersion string) (*spec.Site, *spec.Node) {
 	t.Helper()
-	b, err := templates.FS.ReadFile("examples/vm-test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := string(b)
-	for _, c := range []struct{ old, new string }{
-		{"docker:\n  enabled: false\n  compose: false\n", "artifacts: payload\ndocker:\n  enabled: true\n  compose: false\n"},
-		{"python:\n  enabled: false\n", fmt.Sprintf("python:\n  enabled: true\n  version: %s\n  release: %q\n  services: [agent]\n", pyVersion, testPyRelease)},
-		{"images:\n  pull: []\n", "images:\n  pull: [" + testImage + "]\n"},
-	} {
-		if !strings.Contains(y, c.old) {
-			t.Fatalf("examples/vm-test.yaml has no %q", c.old)
-		}
-		y = strings.Replace(y, c.old, c.new, 1)
-	}
+	y := payloadfix.SiteYAML(t, mustRead(t, "examples/vm-test.yaml"), pyVersion)
 	site, err := spec.Parse("vm-test+payload.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/lablup/bainode/builder/bake"
+	"github.com/lablup/bainode/builder/fetch"
 	"github.com/lablup/bainode/builder/render"
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/builder/vm"
@@ -26,7 +27,7 @@ func init() {
 	register(&cli.Command{
 		Name:  "bake",
 		Usage: "bake a golden disk image for a role (or a node): boot the base once, provision, seal",
-		Description: `Boots BASE (raw or qcow2; it is never written) once under QEMU with a bake seed
+		Description: `Boots the base (raw or qcow2; it is never written) once under QEMU with a bake seed
 holding the image part of the site's plan: the user and groups, limits and
 sysctl files, Docker, the Python and its venvs, the images, and the
 provisioning and verifier scripts. Nothing node-specific goes in: no
@@ -50,6 +51,12 @@ bake and restored by the seal.
 Carry what it installs on a payload disk (bainode payload), or give
 --online to let the guest reach the network through NAT.
 
+The base: --base IMAGE, any bootable disk. Without --base, an Ubuntu
+target's vendor cloud image is taken from the fetch cache (--cache), where
+'bainode fetch --node N --cloud-image' put it after checking it against
+Ubuntu's signed SHA256SUMS; the bake checks the image still hashes to what
+fetch recorded. When it is missing, bake says what to run.
+
 Formats: qcow2 (compressed with zstd on all cores; --compat: zlib, for QEMU
 older than 5.1 as on Ubuntu 20.04 hosts), raw (sparse, for cloud imports),
 raw.zst (zstd stream of the raw disk, for bare metal). The manifest says
@@ -57,12 +64,14 @@ which compression it used.
 
 Examples:
   bainode bake --example vm-test --role all-in-one --base debian-12.qcow2 -o aio.qcow2 --payload payload.img
+  bainode fetch -c site.yaml --node bai-a01 --cloud-image && bainode bake -c site.yaml --role agent -o agent.qcow2 --online
   bainode bake -c site.yaml --role agent --base jammy.img -o agent.raw.zst --format raw.zst --online
   bainode bake -c site.yaml --node bai-a01 --base jammy.img --disk-size 20G -o a01.qcow2 --keep`,
 		Flags: siteFlags(
 			&cli.StringFlag{Name: "role", Usage: "bake for this `ROLE` (the plan of its first node)"},
 			&cli.StringFlag{Name: "node", Aliases: []string{"n"}, Usage: "bake for this node `HOSTNAME`"},
-			&cli.StringFlag{Name: "base", Usage: "base disk `IMAGE` (raw or qcow2)", Required: true},
+			&cli.StringFlag{Name: "base", Usage: "base disk `IMAGE` (raw or qcow2); default: the target's Ubuntu cloud image from the fetch cache"},
+			cacheFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE`", Required: true},
 			&cli.StringFlag{Name: "format", Value: "qcow2", Usage: "output format: " + strings.Join(formats, ", ")},
 			&cli.BoolFlag{Name: "compat", Usage: "qcow2 with zlib instead of zstd, for QEMU older than 5.1 (Ubuntu 20.04 hosts)"},
@@ -113,9 +122,13 @@ func runBake(c *cli.Context) error {
 	if accel != vm.TCG && accel != vm.KVM {
 		return usagef("--accel %q: want tcg or kvm", accel)
 	}
+	base, baseSum, err := bakeBase(c, n)
+	if err != nil {
+		return err
+	}
 	cache, _ := os.UserCacheDir()
 	o := bake.Options{
-		Base: c.String("base"), Kernel: c.String("kernel"), Initrd: c.String("initrd"), Append: c.String("append"),
+		Base: base, BaseSHA256: baseSum, Kernel: c.String("kernel"), Initrd: c.String("initrd"), Append: c.String("append"),
 		Seed: files, Payload: c.String("payload"), Online: c.Bool("online"),
 		Output: c.String("output"), Format: bake.Format(c.String("format")), Compat: c.Bool("compat"), DiskSize: size,
 		Accel: accel, MemoryMiB: c.Int("memory"), Timeout: c.Duration("timeout"), Keep: c.Bool("keep"),
@@ -134,6 +147,38 @@ func runBake(c *cli.Context) error {
 	fmt.Printf("%s\t%s\t%d bytes\tsha256 %s\tmanifest %s\n", o.Output, map[bool]string{true: "cached", false: "baked"}[res.CacheHit],
 		res.Manifest.Output.Size, res.Manifest.Output.SHA256, bake.ManifestPath(o.Output))
 	return nil
+}
+
+// bakeBase is --base, or the node's Ubuntu cloud image from the fetch
+// cache with the sha256 fetch recorded.
+func bakeBase(c *cli.Context, n *spec.Node) (string, string, error) {
+	if b := c.String("base"); b != "" {
+		return b, "", nil
+	}
+	cache, err := fetch.OpenCache(c.String("cache"))
+	if err != nil {
+		return "", "", err
+	}
+	cmd := "bainode fetch"
+	switch {
+	case c.String("config") != "":
+		cmd += " -c " + c.String("config")
+	case c.String("example") != "":
+		cmd += " --example " + c.String("example")
+	}
+	if c.String("target") != "" {
+		cmd += " --target " + c.String("target")
+	}
+	if c.String("cache") != "" {
+		cmd += " --cache " + c.String("cache")
+	}
+	cmd += " --node " + n.Hostname + " --cloud-image"
+	b, err := bake.CloudImage(cache, n, "amd64", cmd)
+	if err != nil {
+		return "", "", err
+	}
+	fmt.Fprintf(os.Stderr, "base: %s from the fetch cache (%s, sha256 %s)\n", b.Name, b.URL, b.SHA256)
+	return b.Path, b.SHA256, nil
 }
 
 // bakeNode picks the node whose plan the image carries.

@@ -40,6 +40,32 @@ func TestBakeUsage(t *testing.T) {
 	}
 }
 
+// Without --base, an Ubuntu target's cloud image comes from the fetch
+// cache; bake says what to run when it is missing, and that other targets
+// need --base.
+func TestBakeBaseFromCache(t *testing.T) {
+	dir := t.TempDir()
+	cache, out := filepath.Join(dir, "cache"), filepath.Join(dir, "out.qcow2")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bake", "--example", "single-node", "--role", "all-in-one", "--cache", cache, "-o", out},
+			"focal-server-cloudimg-amd64.img is not in the fetch cache " + cache + "; fetch it (its SHA256SUMS signature is checked) with\n  bainode fetch --example single-node --cache " + cache + " --node bai-aio --cloud-image\n"},
+		{[]string{"bake", "--example", "single-node", "--target", "ubuntu-24.04", "--role", "all-in-one", "--cache", cache, "-o", out},
+			"noble-server-cloudimg-amd64.img is not in the fetch cache " + cache + "; fetch it (its SHA256SUMS signature is checked) with\n  bainode fetch --example single-node --target ubuntu-24.04 --cache " + cache + " --node bai-aio --cloud-image\n"},
+		{[]string{"bake", "--example", "vm-test", "--role", "all-in-one", "--cache", cache, "-o", out}, "target debian-12 has no vendor cloud image in the fetch cache (Ubuntu targets only); give a base disk with --base"},
+	} {
+		stdout, stderr, code := bainode(t, "", tc.args...)
+		if code != 1 || !strings.Contains(stdout+stderr, tc.want) {
+			t.Errorf("bainode %s: exit %d, want 1 with %q; got:\n%s%s", strings.Join(tc.args[1:], " "), code, tc.want, stdout, stderr)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a missing base wrote the output")
+	}
+}
+
 // seed --image-manifest writes thin seeds for a matching plan and refuses
 // another one.
 func TestSeedImageManifest(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 
 // kernel is the test base's kernel; other is a release no machine runs,
 // which stand-in modules are stamped with to be "for another kernel".
-const other = "6.1.0-99-bainode"
+const other = Other
 
 // needModules builds (or takes from the cache) modules for kernel with the
 // given stamp; a host that cannot is a failure in CI, a skip elsewhere.

@@ -2,7 +2,6 @@ package gpustub
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,39 +98,18 @@ func TestGateVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := img.KernelVersion
-	match := needModules(t, k, k)
-	wrong := needModules(t, k, other)
 	work := t.TempDir()
 
 	// --- the stand-in packages.
-	mods := func(kernel, dir string) map[string]string {
-		m := map[string]string{}
-		for _, n := range Names {
-			m["lib/modules/"+kernel+"/updates/dkms/"+n+".ko"] = filepath.Join(dir, n+".ko")
+	paths, err := BuildDebs(t.Context(), filepath.Join(work, "debs"), k)
+	if err != nil {
+		if os.Getenv("CI") != "true" && strings.Contains(err.Error(), ErrHost.Error()) {
+			t.Skip(err)
 		}
-		return m
-	}
-	fake := filepath.Join(work, "vmlinuz")
-	write(t, fake, "stand-in kernel: never booted\n", 0o644)
-	debs := []Deb{
-		{Name: "bainode-stub-userspace", Version: "1.0", Recommends: "bainode-stub-recommended"},
-		{Name: "bainode-stub-recommended", Version: "1.0"},
-		{Name: "bainode-stub-modules-" + k, Version: "1.0", Arch: "amd64", Files: mods(k, match), Postinst: "depmod -a " + k},
-		{Name: "bainode-stub-wrong", Version: "1.0", Arch: "amd64", Files: mods(k, wrong), Postinst: "depmod -a " + k},
-		{Name: "bainode-stub-headers-" + k, Version: "1.0"},
-		{Name: "bainode-stub-newkernel", Version: "1.0", Arch: "amd64", Depends: "bainode-stub-kernel", Files: mods(other, wrong)},
-		{Name: "bainode-stub-kernel", Version: "1.0", Arch: "amd64", Files: map[string]string{"boot/vmlinuz-" + other: fake}},
-	}
-	var items []payload.Item
-	debDir := filepath.Join(work, "debs")
-	if err := os.MkdirAll(debDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range debs {
-		p, err := d.Build(t.Context(), debDir)
-		if err != nil {
-			t.Fatal(err)
-		}
+	var items []payload.Item
+	for _, p := range paths {
 		items = append(items, payload.Item{Kind: payload.KindDeb, Path: p})
 	}
 	payloadImg := filepath.Join(work, "payload.img")
@@ -161,17 +139,7 @@ func TestGateVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := func(precompiled, dkms string) string {
-		return string(base) + fmt.Sprintf(`# the case's driver choice
-NVIDIA_DRIVER_PACKAGES=bainode-stub-userspace
-NVIDIA_PRECOMPILED_PACKAGES='%s'
-NVIDIA_DKMS_PACKAGES='%s'
-NVIDIA_NO_RECOMMENDS=1
-NVIDIA_COMPONENTS=
-KERNEL_HOLD='%s'
-KERNEL_WORD='%s'
-CUDA_PACKAGES=
-TOOLKIT=0
-`, precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord)
+		return string(base) + DriverChoice(precompiled, dkms, ts["debian-12"].KernelHold, plan.KernelWord)
 	}
 	kw := plan.KernelWord
 	overlay := func(p string) string {
@@ -192,9 +160,9 @@ TOOLKIT=0
 			{"/usr/local/lib/bainode/bainode-gpu-gate", "0755", overlay("provision/bainode-gpu-gate")},
 			{"/etc/systemd/system/bainode-gpu-gate.service", "0644", overlay("systemd/bainode-gpu-gate.service")},
 			{"/etc/systemd/system/bainode-gpu-reboot.service", "0644", overlay("systemd/bainode-gpu-reboot.service")},
-			{"/etc/bainode/case-match.env", "0644", env("bainode-stub-modules-"+kw, "bainode-stub-absent")},
-			{"/etc/bainode/case-wrong.env", "0644", env("bainode-stub-nomods-"+kw, "bainode-stub-wrong bainode-stub-headers-"+kw)},
-			{"/etc/bainode/case-newkernel.env", "0644", env("", "bainode-stub-newkernel")},
+			{"/etc/bainode/case-match.env", "0644", env(Precompiled(kw), "bainode-stub-absent")},
+			{"/etc/bainode/case-wrong.env", "0644", env("bainode-stub-nomods-"+kw, Wrong+" "+Headers(kw))},
+			{"/etc/bainode/case-newkernel.env", "0644", env("", NewKernel)},
 			{"/root/gpu-cases", "0755", casesScript},
 			{"/root/gpu-test-done", "0755", doneScript},
 			{"/etc/systemd/system/gpu-test-done.service", "0644", doneUnit},

@@ -332,3 +332,11 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 		}
 	}
 }
+
+// Packages lists the base's packages (packages.txt), for fixtures that
+// need to know what the base carries.
+func Packages() []string { return packages() }
+
+// Lock takes an exclusive file lock on path, waiting until ctx ends, for
+// other test fixtures cached beside the base.
+func Lock(ctx context.Context, path string) (unlock func(), err error) { return lock(ctx, path) }
