@@ -132,6 +132,9 @@ func TestArgsValidation(t *testing.T) {
 		{"bad drives", with(func(c *Config) {
 			c.Drives = []Drive{{Format: FormatRaw}, {Path: "/x", Format: "iso", Media: "floppy", Cache: "fast"}}
 		}), []string{"Drives[0].Path: required", `Drives[1].Format: "iso" is not raw or qcow2`, `Drives[1].Media: "floppy" is not`, `Drives[1].Cache: "fast" is not a QEMU cache mode`}},
+		{"overlay on a read-only drive", with(func(c *Config) {
+			c.Drives = []Drive{{Path: "/x", Format: FormatRaw, ReadOnly: true, Overlay: "/o"}}
+		}), []string{"Drives[0].Overlay: set on a read-only drive"}},
 		{"bad disk cache", with(func(c *Config) { c.DiskCache = "yes" }), []string{`DiskCache: "yes" is not a QEMU cache mode`}},
 		{"uefi without firmware", with(func(c *Config) { c.Firmware = UEFI }), []string{"OVMFCode: required", "OVMFVars: required"}},
 		{"bios with firmware", with(func(c *Config) { c.OVMFCode = "/c" }), []string{`OVMFCode: set but Firmware is not "uefi"`}},

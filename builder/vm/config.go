@@ -120,6 +120,9 @@ type Drive struct {
 	Media    Media  // default MediaDisk
 	ReadOnly bool   // attach as is; otherwise Start puts an overlay in front
 	Cache    string // like Config.DiskCache
+	// Overlay is where Start creates the overlay, like Config.Overlay:
+	// set it to keep the guest's writes (fault tests read them back).
+	Overlay string
 	discard  bool   // only the boot disk, through Config.DiskDiscard
 }
 
@@ -176,6 +179,9 @@ func (cfg Config) Validate() error {
 		}
 		if err := checkFormat(d.Format); err != nil {
 			bad(field+".Format", "%v", err)
+		}
+		if d.Overlay != "" && (d.ReadOnly || d.Media == MediaCDROM) {
+			bad(field+".Overlay", "set on a read-only drive")
 		}
 		if d.Media != "" && d.Media != MediaDisk && d.Media != MediaCDROM {
 			bad(field+".Media", "%q is not %q or %q", d.Media, MediaDisk, MediaCDROM)
