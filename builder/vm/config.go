@@ -123,7 +123,7 @@ type Drive struct {
 	// Overlay is where Start creates the overlay, like Config.Overlay:
 	// set it to keep the guest's writes (fault tests read them back).
 	Overlay string
-	discard  bool   // only the boot disk, through Config.DiskDiscard
+	discard bool // only the boot disk, through Config.DiskDiscard
 }
 
 // GuestForward makes a guest-side address lead to the host. Exactly one of
