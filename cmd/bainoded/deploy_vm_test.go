@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,27 +86,47 @@ func testImage(t *testing.T, img qemu.Image) string {
 	return out
 }
 
+var deployEnvOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
 // deployEnv assembles the deploy environment from the base's kernel and
-// initramfs (Debian's linux-image), busybox-static and a static bainode.
+// initramfs (Debian's linux-image), busybox-static and a static bainode,
+// once for the test binary.
 func deployEnv(t *testing.T, img qemu.Image) string {
 	t.Helper()
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Fatal("busybox-static is not installed")
 	}
-	dir := t.TempDir()
+	deployEnvOnce.Do(func() {
+		deployEnvOnce.dir, deployEnvOnce.err = assembleEnv(t, img)
+	})
+	if deployEnvOnce.err != nil {
+		t.Fatal(deployEnvOnce.err)
+	}
+	return deployEnvOnce.dir
+}
+
+func assembleEnv(t *testing.T, img qemu.Image) (string, error) {
+	dir, err := os.MkdirTemp("", "bainoded-deploy-env-")
+	if err != nil {
+		return "", err
+	}
 	agent := filepath.Join(dir, "bainode")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/lablup/bainode/cmd/bainode")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build bainode: %v\n%s", err, out)
+		return "", fmt.Errorf("go build bainode: %v\n%s", err, out)
 	}
 	env, err := deploy.Assemble(deploy.EnvOptions{Kernel: img.Kernel, Modules: []string{img.Initrd}, Busybox: "/bin/busybox", Agent: agent}, dir)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	st, _ := os.Stat(env.Initrd)
 	t.Logf("deploy environment: kernel %s, %d modules, initramfs %d bytes", env.KernelVersion, len(env.Modules), st.Size())
-	return dir
+	return dir, nil
 }
 
 // TestVMImageDeploy boots a machine with a blank disk from the network:
