@@ -69,6 +69,11 @@ type Config struct {
 	// of its variable store. Start fills them (see FindOVMF) when empty.
 	OVMFCode string
 	OVMFVars string
+	// SecureBoot runs OVMFCode with SMM and a secure variable store, so
+	// that a Secure Boot build (OVMF_CODE*.ms.fd with Microsoft's keys in
+	// its OVMF_VARS) enforces signatures. The NIC then gets no option ROM:
+	// QEMU's iPXE is unsigned, and OVMF's own virtio-net driver netboots.
+	SecureBoot bool
 
 	// Kernel, Initrd and Append boot a kernel directly instead of the
 	// firmware's boot loader.
@@ -202,6 +207,9 @@ func (cfg Config) Validate() error {
 		}
 	default:
 		bad("Firmware", "%q is not %q or %q", cfg.Firmware, BIOS, UEFI)
+	}
+	if cfg.SecureBoot && cfg.Firmware != UEFI {
+		bad("SecureBoot", "set but Firmware is not %q", UEFI)
 	}
 
 	if cfg.Kernel == "" {

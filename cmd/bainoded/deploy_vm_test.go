@@ -30,14 +30,18 @@ import (
 
 // testImage is the VM test base as a role image: raw.zst and a bake
 // manifest, cached by the base's recipe. A full bake would add minutes;
-// the deploy path is the same for any raw.zst with a manifest.
+// the deploy path is the same for any raw.zst with a manifest. Its ESP
+// boots through Debian's signed shim and GRUB (signedESP), so the one
+// image serves the BIOS and the Secure Boot tests.
 func testImage(t *testing.T, img qemu.Image) string {
 	t.Helper()
+	testImageMu.Lock() // the tests in this binary build it once
+	defer testImageMu.Unlock()
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash())
+	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash()+"-signed-esp")
 	out := filepath.Join(dir, "base.raw.zst")
 	if _, err := os.Stat(bake.ManifestPath(out)); err == nil {
 		return out
@@ -56,13 +60,12 @@ func testImage(t *testing.T, img qemu.Image) string {
 	}
 	defer os.RemoveAll(work)
 	raw, zst := filepath.Join(work, "base.raw"), filepath.Join(work, "base.raw.zst")
-	for _, args := range [][]string{
-		{"qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw},
-		{"zstd", "-q", "-T0", "-3", raw, "-o", zst},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
+	if out, err := exec.Command("qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	signedESP(t, raw, img.Append)
+	if out, err := exec.Command("zstd", "-q", "-T0", "-3", raw, "-o", zst).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v\n%s", err, out)
 	}
 	f, err := os.Open(zst)
 	if err != nil {
@@ -85,6 +88,8 @@ func testImage(t *testing.T, img qemu.Image) string {
 	}
 	return out
 }
+
+var testImageMu sync.Mutex
 
 var deployEnvOnce struct {
 	sync.Once
