@@ -151,6 +151,7 @@ func TestVMImageDeploy(t *testing.T) {
 	exe, _ := os.Executable()
 	image := testImage(t, img)
 	envDir := deployEnv(t, img)
+	t.Parallel() // with TestVMImageDeploySecureBoot: each boots mostly on one thread
 
 	dir := t.TempDir()
 	token := "vm-test-admin-token-0123456789abcdef"
