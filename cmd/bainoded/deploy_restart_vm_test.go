@@ -71,10 +71,9 @@ func le32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), by
 // data a few seconds later; meanwhile guest connections are closed at once,
 // as a refused connection would be.
 type crashProxy struct {
-	t       *testing.T
-	target  string
-	cutAt   int64 // bytes of the image response let through
-	restart func()
+	target      string
+	cutAt       int64  // bytes of the image response let through
+	kill, start func() // bainoded
 
 	mu  sync.Mutex
 	cut bool
@@ -134,7 +133,10 @@ func (p *crashProxy) conn(c net.Conn) {
 					p.mu.Lock()
 					p.cut = true
 					p.mu.Unlock()
-					p.restart()
+					// Down before the guest's connection closes, and
+					// for a while: the agent's retries find no server.
+					p.kill()
+					go p.start()
 					return
 				}
 				sent += int64(n)
@@ -194,15 +196,19 @@ func TestVMDeployRestart(t *testing.T) {
 		t.Fatalf("add node: %v", err)
 	}
 
-	proxy := &crashProxy{t: t, target: addr, cutAt: zst.Size() / 2}
-	proxy.restart = func() {
+	proxy := &crashProxy{target: addr, cutAt: zst.Size() / 2}
+	proxy.kill = func() {
 		dmu.Lock()
 		defer dmu.Unlock()
 		d.cmd.Process.Signal(syscall.SIGKILL)
 		err := <-d.exited
 		d.exited <- err
 		t.Logf("bainoded killed mid-download: %v", err)
+	}
+	proxy.start = func() {
 		time.Sleep(3 * time.Second)
+		dmu.Lock()
+		defer dmu.Unlock()
 		d = startDaemon(t, args...)
 		restarts++
 	}
