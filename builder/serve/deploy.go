@@ -128,7 +128,7 @@ func immutable(w http.ResponseWriter, r *http.Request, b blob, ctype string) {
 	if b.sha != "" {
 		w.Header().Set("ETag", `"`+b.sha+`"`)
 	}
-	http.ServeContent(w, r, "", time.Time{}, f)
+	http.ServeContent(streaming(w), r, "", time.Time{}, f)
 }
 
 func (s *server) deployEnv(w http.ResponseWriter, r *http.Request) {

@@ -67,7 +67,7 @@ func (s *server) pxe(w http.ResponseWriter, r *http.Request) {
 	}
 	// ServeContent answers Range (casper's ISO, resumed downloads) and
 	// If-None-Match; the modification time is not part of the address.
-	http.ServeContent(w, r, "", time.Time{}, f)
+	http.ServeContent(streaming(w), r, "", time.Time{}, f)
 }
 
 // pxeID accepts the content addresses 'bainode pxe' makes: lowercase hex.

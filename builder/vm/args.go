@@ -31,7 +31,12 @@ func Args(cfg Config) ([]string, error) {
 		// files from the host): the guest gets exactly what is listed here.
 		"-nodefaults", "-no-user-config",
 		"-display", "none",
-		"-machine", "q35",
+	}
+	if cfg.SecureBoot {
+		// SMM keeps the variable store out of the OS's reach.
+		a = append(a, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on")
+	} else {
+		a = append(a, "-machine", "q35")
 	}
 	a = append(a, accel...)
 	a = append(a, "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus))
@@ -62,7 +67,11 @@ func Args(cfg Config) ([]string, error) {
 	if cfg.NoNetwork {
 		a = append(a, "-nic", "none")
 	} else {
-		a = append(a, "-netdev", netdevOpt(cfg), "-device", "virtio-net-pci,netdev=net0")
+		nic := "virtio-net-pci,netdev=net0"
+		if cfg.SecureBoot {
+			nic += ",romfile="
+		}
+		a = append(a, "-netdev", netdevOpt(cfg), "-device", nic)
 		if cfg.NetDump != "" {
 			a = append(a, "-object", "filter-dump,id=netdump0,netdev=net0,file="+escape(cfg.NetDump))
 		}

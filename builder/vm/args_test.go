@@ -88,6 +88,18 @@ func TestArgs(t *testing.T) {
 			"-chardev", "stdio,id=serial0,signal=off,logfile=/l,,og",
 			"-serial", "chardev:serial0", "-monitor", "none", "-device", "virtio-rng-pci"}),
 	}, {
+		name: "secure boot netboot",
+		cfg: Config{Kernel: "/k", Firmware: UEFI, SecureBoot: true, OVMFCode: "/fw/CODE.ms.fd", OVMFVars: "/tmp/VARS.fd",
+			SerialLog: "/log", TFTP: "/tftp", BootFile: "bootx64.efi"},
+		want: argv([]string{"-nodefaults", "-no-user-config", "-display", "none",
+			"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"}, tcg,
+			[]string{"-m", "1024", "-smp", "1",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.ms.fd",
+				"-drive", "if=pflash,format=raw,unit=1,file=/tmp/VARS.fd",
+				"-kernel", "/k",
+				"-netdev", "user,id=net0,restrict=on,tftp=/tftp,bootfile=bootx64.efi",
+				"-device", "virtio-net-pci,netdev=net0,romfile=", "-boot", "order=nc"}, serialTail),
+	}, {
 		name: "net dump",
 		cfg:  Config{Disk: "/d.qcow2", DiskFormat: FormatQCOW2, SerialLog: "/log", NetDump: "/w,d/net.pcap"},
 		want: argv(common, tcg, []string{"-m", "1024", "-smp", "1",
@@ -132,9 +144,13 @@ func TestArgsValidation(t *testing.T) {
 		{"bad drives", with(func(c *Config) {
 			c.Drives = []Drive{{Format: FormatRaw}, {Path: "/x", Format: "iso", Media: "floppy", Cache: "fast"}}
 		}), []string{"Drives[0].Path: required", `Drives[1].Format: "iso" is not raw or qcow2`, `Drives[1].Media: "floppy" is not`, `Drives[1].Cache: "fast" is not a QEMU cache mode`}},
+		{"overlay on a read-only drive", with(func(c *Config) {
+			c.Drives = []Drive{{Path: "/x", Format: FormatRaw, ReadOnly: true, Overlay: "/o"}}
+		}), []string{"Drives[0].Overlay: set on a read-only drive"}},
 		{"bad disk cache", with(func(c *Config) { c.DiskCache = "yes" }), []string{`DiskCache: "yes" is not a QEMU cache mode`}},
 		{"uefi without firmware", with(func(c *Config) { c.Firmware = UEFI }), []string{"OVMFCode: required", "OVMFVars: required"}},
 		{"bios with firmware", with(func(c *Config) { c.OVMFCode = "/c" }), []string{`OVMFCode: set but Firmware is not "uefi"`}},
+		{"secure boot on bios", with(func(c *Config) { c.SecureBoot = true }), []string{`SecureBoot: set but Firmware is not "uefi"`}},
 		{"bad firmware", with(func(c *Config) { c.Firmware = "coreboot" }), []string{`Firmware: "coreboot" is not`}},
 		{"initrd and append without kernel", with(func(c *Config) { c.Initrd, c.Append = "/i", "quiet" }),
 			[]string{"Initrd: set without Kernel", "Append: set without Kernel"}},

@@ -69,6 +69,11 @@ type Config struct {
 	// of its variable store. Start fills them (see FindOVMF) when empty.
 	OVMFCode string
 	OVMFVars string
+	// SecureBoot runs OVMFCode with SMM and a secure variable store, so
+	// that a Secure Boot build (OVMF_CODE*.ms.fd with Microsoft's keys in
+	// its OVMF_VARS) enforces signatures. The NIC then gets no option ROM:
+	// QEMU's iPXE is unsigned, and OVMF's own virtio-net driver netboots.
+	SecureBoot bool
 
 	// Kernel, Initrd and Append boot a kernel directly instead of the
 	// firmware's boot loader.
@@ -120,7 +125,10 @@ type Drive struct {
 	Media    Media  // default MediaDisk
 	ReadOnly bool   // attach as is; otherwise Start puts an overlay in front
 	Cache    string // like Config.DiskCache
-	discard  bool   // only the boot disk, through Config.DiskDiscard
+	// Overlay is where Start creates the overlay, like Config.Overlay:
+	// set it to keep the guest's writes (fault tests read them back).
+	Overlay string
+	discard bool // only the boot disk, through Config.DiskDiscard
 }
 
 // GuestForward makes a guest-side address lead to the host. Exactly one of
@@ -177,6 +185,9 @@ func (cfg Config) Validate() error {
 		if err := checkFormat(d.Format); err != nil {
 			bad(field+".Format", "%v", err)
 		}
+		if d.Overlay != "" && (d.ReadOnly || d.Media == MediaCDROM) {
+			bad(field+".Overlay", "set on a read-only drive")
+		}
 		if d.Media != "" && d.Media != MediaDisk && d.Media != MediaCDROM {
 			bad(field+".Media", "%q is not %q or %q", d.Media, MediaDisk, MediaCDROM)
 		}
@@ -196,6 +207,9 @@ func (cfg Config) Validate() error {
 		}
 	default:
 		bad("Firmware", "%q is not %q or %q", cfg.Firmware, BIOS, UEFI)
+	}
+	if cfg.SecureBoot && cfg.Firmware != UEFI {
+		bad("SecureBoot", "set but Firmware is not %q", UEFI)
 	}
 
 	if cfg.Kernel == "" {

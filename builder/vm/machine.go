@@ -129,14 +129,17 @@ func prepare(ctx context.Context, cfg Config, dir string) (Config, error) {
 		if d.ReadOnly || d.Media == MediaCDROM {
 			continue
 		}
-		overlay := filepath.Join(dir, fmt.Sprintf("drive%d.qcow2", i))
+		overlay := d.Overlay
+		if overlay == "" {
+			overlay = filepath.Join(dir, fmt.Sprintf("drive%d.qcow2", i))
+			if d.Cache == "" {
+				run.Drives[i].Cache = "unsafe"
+			}
+		}
 		if err := createOverlay(ctx, d.Path, d.Format, overlay); err != nil {
 			return run, fmt.Errorf("Drives[%d]: %w", i, err)
 		}
 		run.Drives[i].Path, run.Drives[i].Format = overlay, FormatQCOW2
-		if d.Cache == "" {
-			run.Drives[i].Cache = "unsafe"
-		}
 	}
 	if cfg.Firmware == UEFI {
 		// The variable store is written by the firmware: never the template.

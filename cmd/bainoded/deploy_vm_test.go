@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,14 +30,18 @@ import (
 
 // testImage is the VM test base as a role image: raw.zst and a bake
 // manifest, cached by the base's recipe. A full bake would add minutes;
-// the deploy path is the same for any raw.zst with a manifest.
+// the deploy path is the same for any raw.zst with a manifest. Its ESP
+// boots through Debian's signed shim and GRUB (signedESP), so the one
+// image serves the BIOS and the Secure Boot tests.
 func testImage(t *testing.T, img qemu.Image) string {
 	t.Helper()
+	testImageMu.Lock() // the tests in this binary build it once
+	defer testImageMu.Unlock()
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash())
+	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash()+"-signed-esp")
 	out := filepath.Join(dir, "base.raw.zst")
 	if _, err := os.Stat(bake.ManifestPath(out)); err == nil {
 		return out
@@ -54,13 +60,12 @@ func testImage(t *testing.T, img qemu.Image) string {
 	}
 	defer os.RemoveAll(work)
 	raw, zst := filepath.Join(work, "base.raw"), filepath.Join(work, "base.raw.zst")
-	for _, args := range [][]string{
-		{"qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw},
-		{"zstd", "-q", "-T0", "-3", raw, "-o", zst},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
+	if out, err := exec.Command("qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	signedESP(t, raw, img.Append)
+	if out, err := exec.Command("zstd", "-q", "-T0", "-3", raw, "-o", zst).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v\n%s", err, out)
 	}
 	f, err := os.Open(zst)
 	if err != nil {
@@ -84,27 +89,49 @@ func testImage(t *testing.T, img qemu.Image) string {
 	return out
 }
 
+var testImageMu sync.Mutex
+
+var deployEnvOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
 // deployEnv assembles the deploy environment from the base's kernel and
-// initramfs (Debian's linux-image), busybox-static and a static bainode.
+// initramfs (Debian's linux-image), busybox-static and a static bainode,
+// once for the test binary.
 func deployEnv(t *testing.T, img qemu.Image) string {
 	t.Helper()
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Fatal("busybox-static is not installed")
 	}
-	dir := t.TempDir()
+	deployEnvOnce.Do(func() {
+		deployEnvOnce.dir, deployEnvOnce.err = assembleEnv(t, img)
+	})
+	if deployEnvOnce.err != nil {
+		t.Fatal(deployEnvOnce.err)
+	}
+	return deployEnvOnce.dir
+}
+
+func assembleEnv(t *testing.T, img qemu.Image) (string, error) {
+	dir, err := os.MkdirTemp("", "bainoded-deploy-env-")
+	if err != nil {
+		return "", err
+	}
 	agent := filepath.Join(dir, "bainode")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/lablup/bainode/cmd/bainode")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build bainode: %v\n%s", err, out)
+		return "", fmt.Errorf("go build bainode: %v\n%s", err, out)
 	}
 	env, err := deploy.Assemble(deploy.EnvOptions{Kernel: img.Kernel, Modules: []string{img.Initrd}, Busybox: "/bin/busybox", Agent: agent}, dir)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	st, _ := os.Stat(env.Initrd)
 	t.Logf("deploy environment: kernel %s, %d modules, initramfs %d bytes", env.KernelVersion, len(env.Modules), st.Size())
-	return dir
+	return dir, nil
 }
 
 // TestVMImageDeploy boots a machine with a blank disk from the network:
@@ -124,6 +151,7 @@ func TestVMImageDeploy(t *testing.T) {
 	exe, _ := os.Executable()
 	image := testImage(t, img)
 	envDir := deployEnv(t, img)
+	t.Parallel() // with TestVMImageDeploySecureBoot: each boots mostly on one thread
 
 	dir := t.TempDir()
 	token := "vm-test-admin-token-0123456789abcdef"

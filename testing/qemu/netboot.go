@@ -35,6 +35,19 @@ const (
 	ovmfSecureVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 )
 
+// OVMFSecureBoot returns OVMF's Secure Boot build and its variable store
+// with Microsoft's keys enrolled (for vm.Config.SecureBoot); outside CI it
+// skips t when the package ovmf lacks them.
+func OVMFSecureBoot(t testing.TB) (code, vars string) {
+	t.Helper()
+	for _, p := range []string{ovmfSecureCode, ovmfSecureVars} {
+		if _, err := os.Stat(p); err != nil {
+			skipOrFail(t, fmt.Errorf("%w: %v (package ovmf)", ErrHost, err))
+		}
+	}
+	return ovmfSecureCode, ovmfSecureVars
+}
+
 // netbootTimeout bounds one boot under KVM; TCG gets vm's factor more.
 const netbootTimeout = time.Minute
 

@@ -1,0 +1,232 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lablup/bainode/builder/fleet"
+	"github.com/lablup/bainode/builder/pxe"
+	"github.com/lablup/bainode/builder/verify"
+	"github.com/lablup/bainode/builder/vm"
+	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/qemu"
+)
+
+// signedESP puts Debian's signed shim (EFI/BOOT/BOOTX64.EFI, the removable
+// path) and signed GRUB (grubx64.efi beside it, where shim looks) on the
+// ESP of the raw disk, in place of the base's unsigned GRUB, with a
+// grub.cfg that boots the root file system's /vmlinuz with appendLine.
+// Signed GRUB reads $prefix/grub.cfg (/EFI/debian) or else the one beside
+// itself; both are written.
+func signedESP(t *testing.T, raw, appendLine string) {
+	t.Helper()
+	loaders, err := pxe.FindLoaders("/")
+	if err != nil {
+		t.Fatalf("signed boot loaders: %v", err)
+	}
+	grub := filepath.Join(filepath.Dir(loaders.GRUB), "grubx64.efi.signed") // the disk GRUB of grub-efi-amd64-signed
+	var uuid string
+	for _, f := range strings.Fields(appendLine) {
+		if v, ok := strings.CutPrefix(f, "root=UUID="); ok {
+			uuid = v
+		}
+	}
+	if uuid == "" {
+		t.Fatalf("the base's command line %q names no root=UUID=", appendLine)
+	}
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbr := make([]byte, 512)
+	_, err = f.ReadAt(mbr, 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var start uint32
+	for i := 0; i < 4; i++ {
+		if e := mbr[446+16*i:]; e[4] == 0xef {
+			start = uint32(e[8]) | uint32(e[9])<<8 | uint32(e[10])<<16 | uint32(e[11])<<24
+		}
+	}
+	if start == 0 {
+		t.Fatal("the base disk has no EFI system partition")
+	}
+	cfg := filepath.Join(filepath.Dir(raw), "grub.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nlinux /vmlinuz %s\ninitrd /initrd.img\nboot\n", uuid, appendLine)), 0o644)
+	img := fmt.Sprintf("%s@@%d", raw, int64(start)*512)
+	for _, args := range [][]string{
+		{"mcopy", "-o", "-i", img, loaders.Shim, "::/EFI/BOOT/BOOTX64.EFI"},
+		{"mcopy", "-o", "-i", img, grub, "::/EFI/BOOT/grubx64.efi"},
+		{"mcopy", "-o", "-i", img, cfg, "::/EFI/BOOT/grub.cfg"},
+		{"mmd", "-i", img, "::/EFI/debian"},
+		{"mcopy", "-o", "-i", img, cfg, "::/EFI/debian/grub.cfg"},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s (package mtools)", args, err, out)
+		}
+	}
+}
+
+// secureBootOn is the kernel's message when it booted with Secure Boot
+// enforced by the firmware.
+const secureBootOn = "Secure boot enabled"
+
+// TestVMImageDeploySecureBoot is TestVMImageDeploy under OVMF with Secure
+// Boot enforced (Microsoft's keys enrolled): OVMF's own PXE loads the
+// tree's shim over QEMU's TFTP, shim the signed network GRUB, GRUB the
+// tree's grub.cfg and the deploy kernel (Debian's, signed) with its
+// initramfs; the agent fetches its config from bainoded (signed GRUB has
+// no http) and writes the image, whose ESP holds the signed shim and GRUB.
+// A second machine with the same firmware and that disk boots it, reads
+// its seed from bainoded and passes the verifier. Every loader and kernel
+// ran under enforcement, so this covers plain UEFI as well: OVMF without
+// Secure Boot runs the same binaries, skipping only the checks.
+func TestVMImageDeploySecureBoot(t *testing.T) {
+	img := qemu.Need(t)
+	if !img.UEFI {
+		t.Fatal("the test base has no ESP")
+	}
+	accel, err := qemu.Accel(t.Context(), img)
+	if err != nil {
+		t.Fatalf("accel: %v", err)
+	}
+	code, vars := qemu.OVMFSecureBoot(t)
+	loaders, err := pxe.FindLoaders("/")
+	if err != nil {
+		t.Fatalf("signed boot loaders (shim-signed, grub-efi-amd64-signed): %v", err)
+	}
+	exe, _ := os.Executable()
+	image := testImage(t, img)
+	envDir := deployEnv(t, img)
+	t.Parallel()
+
+	dir := t.TempDir()
+	token := "vm-test-admin-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "admin.token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	addr, admin := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
+		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
+		"--deploy-env", envDir, "--image", "all-in-one="+image)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
+		}
+	})
+	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
+	ctx := t.Context()
+	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
+	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
+	if _, err := fc.PushSite(ctx, site); err != nil {
+		t.Fatalf("push site: %v", err)
+	}
+	if _, err := fc.PutNode(ctx, fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
+		t.Fatalf("add node: %v", err)
+	}
+
+	// The netboot tree, as 'bainode pxe' writes it; QEMU's TFTP serves it.
+	tree, _, err := pxe.Build(pxe.Options{Server: guestBase, Loaders: loaders, DeployEnv: envDir,
+		DeployArgs: []string{"console=ttyS0,115200n8"}, Images: map[string]string{"all-in-one": image}, Version: "test"},
+		[]pxe.NodeInput{{Hostname: "bai-vm", MAC: qemuMAC, Target: "debian-12", Role: "all-in-one"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tree.Seal("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := tree.Write(filepath.Join(dir, "pxe"), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blank := filepath.Join(dir, "blank.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", blank, "6G").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	disk := filepath.Join(dir, "disk.qcow2")
+	fwd := []vm.GuestForward{{GuestAddr: guestAddr, Cmd: exe + " " + guestfwdArg + " " + addr}}
+
+	// First machine: a blank disk, so the firmware boots from the network;
+	// the agent's reboot ends it (-no-reboot) and leaves the disk.
+	start := time.Now()
+	m := qemu.Boot(t, vm.Config{
+		Accel: accel, MemoryMiB: 2048, CPUs: 2,
+		Firmware: vm.UEFI, SecureBoot: true, OVMFCode: code, OVMFVars: vars,
+		Disk: blank, DiskFormat: vm.FormatQCOW2, Overlay: disk,
+		TFTP: root, BootFile: "bootx64.efi", GuestForwards: fwd, NoReboot: true,
+	})
+	bootCtx, cancel := context.WithTimeout(ctx, accel.Timeout(25*time.Minute))
+	defer cancel()
+	if err := m.WaitFor(bootCtx, "bainode-deploy: environment up"); err != nil {
+		t.Fatalf("the signed chain (OVMF Secure Boot, shim, signed GRUB over TFTP) did not reach the deploy kernel's init: %v", err)
+	}
+	if err := m.Wait(bootCtx); err != nil {
+		t.Fatalf("deploy under Secure Boot: %v (after %s)", err, time.Since(start).Round(time.Second))
+	}
+	m.Stop()
+	deployed := time.Since(start)
+	out := m.Output()
+	for _, want := range []string{"bainode: bai-vm: loading bainode deploy environment", secureBootOn, "bainode-deploy: deployed:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the deploy machine's console lacks %q", want)
+		}
+	}
+	t.Logf("blank disk to deployed under Secure Boot: %s", deployed.Round(time.Second))
+
+	// Second machine: the same firmware, the deployed disk, no netboot.
+	m2 := qemu.Boot(t, vm.Config{
+		Accel: accel, MemoryMiB: 2048, CPUs: 2,
+		Firmware: vm.UEFI, SecureBoot: true, OVMFCode: code, OVMFVars: vars,
+		Disk: disk, DiskFormat: vm.FormatQCOW2, GuestForwards: fwd,
+	})
+	if err := m2.WaitFor(bootCtx, verify.EndMarker); err != nil {
+		t.Fatalf("the deployed disk under Secure Boot: %v (after %s)", err, time.Since(start).Round(time.Second))
+	}
+	total := time.Since(start)
+	rep, err := extract(m2)
+	if err != nil {
+		t.Fatalf("verifier report: %v", err)
+	}
+	var table strings.Builder
+	verify.WriteTable(&table, rep)
+	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
+	for _, c := range rep.Failures() {
+		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
+	}
+	if !strings.Contains(m2.Output(), secureBootOn) {
+		t.Errorf("the deployed system's kernel does not report %q", secureBootOn)
+	}
+	for _, c := range rep.Checks {
+		if c.ID == "cloudinit.datasource" && !strings.Contains(c.Actual, guestBase+"/nocloud/bai-vm/") {
+			t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", c.Actual, guestBase)
+		}
+	}
+	ev, err := fc.Events(ctx, "bai-vm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, e := range ev {
+		if e.Stage == "deploy" {
+			stages = append(stages, e.Result)
+		}
+	}
+	if strings.Join(stages, ",") != "deploying,deployed" {
+		t.Errorf("deploy stages %v, want deploying, deployed", stages)
+	}
+	t.Logf("VM wall time under Secure Boot: deployed after %s, verified after %s", deployed.Round(time.Second), total.Round(time.Second))
+}
