@@ -189,6 +189,9 @@ func checkUnbootable(t *testing.T, path string) {
 	if !isZero(b[:headSize]) || !isZero(b[len(b)-headSize:]) {
 		t.Errorf("%s: after the failed deploy the disk's first or last MiB is not zero: a firmware could boot a half-written disk", path)
 	}
+	if _, err := exec.LookPath("sfdisk"); err != nil {
+		t.Fatal("sfdisk (fdisk) is not installed")
+	}
 	if out, err := exec.Command("sfdisk", "--dump", path).CombinedOutput(); err == nil {
 		t.Errorf("sfdisk finds a partition table on the failed disk:\n%s", out)
 	}
