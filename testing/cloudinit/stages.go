@@ -46,15 +46,20 @@ func (r *Run) File(rel string) string {
 // CloudCfg writes /etc/cloud/cloud.cfg as Ubuntu's package renders it
 // (config/cloud.cfg.tmpl, variant ubuntu). The Debian tree keeps its own.
 func (tr *Tree) CloudCfg(ctx context.Context, dst string) error {
+	return tr.Render(ctx, filepath.Join(tr.Dir, "config", "cloud.cfg.tmpl"), dst)
+}
+
+// Render renders one of the tree's templates for variant ubuntu with the
+// tree's own tool, as its setup.py does for the package.
+func (tr *Tree) Render(ctx context.Context, tmpl, dst string) error {
 	tool := filepath.Join(tr.Dir, "tools", "render-template")
 	if _, err := os.Stat(tool); err != nil {
 		tool = filepath.Join(tr.Dir, "tools", "render-cloudcfg")
 	}
-	c := exec.CommandContext(ctx, Python, tr.shim, "run", tool, "--variant", "ubuntu",
-		filepath.Join(tr.Dir, "config", "cloud.cfg.tmpl"), dst)
+	c := exec.CommandContext(ctx, Python, tr.shim, "run", tool, "--variant", "ubuntu", tmpl, dst)
 	c.Env = tr.Env()
 	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: render cloud.cfg: %v\n%s", tr.Name, err, out)
+		return fmt.Errorf("%s: render %s: %v\n%s", tr.Name, filepath.Base(tmpl), err, out)
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ type Tree struct {
 	Dir     string // the tree (holds cloudinit/)
 	path    string // PYTHONPATH
 	shim    string
+	sum     string // the tarball's sha256
+	libs    string // Python packages 20.1 needs before Debian's, or ""
 }
 
 var (
@@ -152,7 +154,7 @@ func load() ([]*Tree, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		tr := &Tree{Name: name, Dir: filepath.Join(dir, name), shim: shimPath}
+		tr := &Tree{Name: name, Dir: filepath.Join(dir, name), shim: shimPath, sum: sum}
 		tr.path = tr.Dir
 		if tr.Package, err = packaged(tr.Dir); err != nil {
 			return nil, "", err
@@ -163,6 +165,7 @@ func load() ([]*Tree, string, error) {
 		}
 		if tr.Version == "20.1" { // 20.1 needs Jinja2 2.x, which Debian 12 lacks
 			tr.path += ":" + libs
+			tr.libs = libs
 		}
 		out = append(out, tr)
 	}

@@ -332,3 +332,7 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 		}
 	}
 }
+
+// Lock takes the exclusive file lock Base uses, for fixtures derived from
+// the base that are cached the same way.
+func Lock(ctx context.Context, path string) (unlock func(), err error) { return lock(ctx, path) }
