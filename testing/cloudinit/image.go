@@ -25,8 +25,8 @@ var installTree []byte
 // /usr/lib/cloud-init, the console scripts; for 20.1 also Jinja2 2.x and
 // the collections aliases (README of the trees). It is made offline from a
 // raw copy of the base (loop mount, chroot dpkg --purge; no VM boot) and
-// kept as a qcow2 over the base, cached by the hash of its recipe: the
-// base's, the tarball's sha256 and install-tree.sh.
+// cached as a qcow2 (about 730 MB) by the hash of its recipe: the base's,
+// the tarball's sha256 and install-tree.sh.
 func (tr *Tree) VMBase(ctx context.Context, base qemu.Image, logw io.Writer) (qemu.Image, error) {
 	if tr.Dir == "" {
 		return base, nil // Debian's own package is the base's
@@ -44,6 +44,8 @@ func (tr *Tree) VMBase(ctx context.Context, base qemu.Image, logw io.Writer) (qe
 	img := base
 	img.Dir, img.Disk = dir, filepath.Join(dir, "disk.qcow2")
 	if _, err := os.Stat(img.Disk); err == nil {
+		now := time.Now() // the mtime says when it was last used (prune)
+		os.Chtimes(img.Disk, now, now)
 		return img, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -62,6 +64,15 @@ func (tr *Tree) VMBase(ctx context.Context, base qemu.Image, logw io.Writer) (qe
 		return qemu.Image{}, fmt.Errorf("%s: vm base: %w", tr.Name, err)
 	}
 	fmt.Fprintf(logw, "%s: vm base built in %s: %s\n", tr.Name, time.Since(start).Round(time.Second), dir)
+	// Other recipes of this tree (about 730 MB each) that no run used for a
+	// day: branches share the cache, so a fresh one may still be in use.
+	old, _ := filepath.Glob(filepath.Join(root, tr.Name+"-*", "disk.qcow2"))
+	for _, d := range old {
+		if fi, err := os.Stat(d); err == nil && filepath.Dir(d) != dir && time.Since(fi.ModTime()) > 24*time.Hour {
+			os.RemoveAll(filepath.Dir(d))
+			os.Remove(filepath.Dir(d) + ".lock")
+		}
+	}
 	return img, nil
 }
 
@@ -123,9 +134,11 @@ func (tr *Tree) buildVMBase(ctx context.Context, base qemu.Image, dir string, lo
 	if err := run("/bin/bash", env, script); err != nil {
 		return err
 	}
-	// Only what differs from the base goes into the qcow2.
+	// A whole image, not an overlay of the base: convert -B would still
+	// write every allocated cluster of a raw source, and this way a pruned
+	// base cannot break it.
 	out := filepath.Join(tmp, "disk.qcow2")
-	if err := run("qemu-img", nil, "convert", "-f", "raw", "-O", "qcow2", "-B", base.Disk, "-F", "qcow2", raw, out); err != nil {
+	if err := run("qemu-img", nil, "convert", "-f", "raw", "-O", "qcow2", raw, out); err != nil {
 		return err
 	}
 	if err := os.Remove(raw); err != nil {
