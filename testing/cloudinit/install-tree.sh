@@ -9,12 +9,16 @@
 #          systemd/ (units and cloud-init-generator)
 #   LIBS   optional: Python packages that go before Debian's (20.1's Jinja2 2.x)
 #   ALIASES  "1": re-add the collections aliases Python 3.10 dropped (20.1)
+# Needs the Debian archive (the base's apt sources) for netplan.io.
 set -euo pipefail
 : "${RAW:?}" "${TREE:?}" "${STAGE:?}"
 
 mnt=$(mktemp -d)
 loopdev=
 cleanup() {
+	for m in dev sys proc; do
+		if mountpoint -q "$mnt/$m"; then umount "$mnt/$m"; fi
+	done
 	if mountpoint -q "$mnt"; then umount "$mnt"; fi
 	if [ -n "$loopdev" ]; then losetup -d "$loopdev" || true; fi
 	rmdir "$mnt"
@@ -26,6 +30,21 @@ start=$(sfdisk -d "$RAW" | sed -n 's/.*start= *\([0-9]*\),.*type=83.*/\1/p')
 loopdev=$(losetup --find --show --offset $((start * 512)) "$RAW")
 mount -t ext4 "$loopdev" "$mnt"
 R=$mnt
+
+# Ubuntu renders network config with netplan, which matches interfaces by
+# name glob and MAC: ifupdown cannot, and bainode's network-config for
+# Ubuntu targets matches "en*".
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys"
+mount --bind /dev "$R/dev"
+cp -a "$R/etc/resolv.conf" "$mnt.resolv" 2>/dev/null || true
+cp /etc/resolv.conf "$R/etc/resolv.conf.bainode" && mv "$R/etc/resolv.conf.bainode" "$R/etc/resolv.conf"
+chroot "$R" apt-get -qq -o Acquire::Retries=3 update
+DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -qq -o Acquire::Retries=3 install -y --no-install-recommends netplan.io >/dev/null
+chroot "$R" apt-get clean
+rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/*.bin
+if [ -e "$mnt.resolv" ]; then mv "$mnt.resolv" "$R/etc/resolv.conf"; fi
+for m in dev sys proc; do umount "$R/$m"; done
 
 # Only the tree may run: Debian's package goes, with its conffiles and unit
 # links. Its Python dependencies stay; every tree imports with them.
@@ -68,8 +87,7 @@ systemctl --root="$R" enable "${units[@]}" >/dev/null 2>&1
 
 if [ -n "${LIBS:-}" ]; then
 	# Before Debian's dist-packages on sys.path.
-	d=$(ls -d "$R"/usr/lib/python3.*/ | head -n1)
-	d=$R/usr/local/lib/$(basename "$d")/dist-packages
+	d=$R/usr/local/lib/$(chroot "$R" /usr/bin/python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages
 	install -d "$d"
 	cp -a "$LIBS"/. "$d/"
 	rm -f "$d/README"
