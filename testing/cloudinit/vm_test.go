@@ -141,6 +141,11 @@ func bootTree(t *testing.T, tr *cloudinit.Tree, target string) {
 				t.Errorf("boot %d: no \"Cloud-init v. %s running '%s'\" on the console", i+1, tr.Package, st)
 			}
 		}
+		// The layout boots clean: no unit failed (networking.service does
+		// when ifupdown renders a network-config netplan should have).
+		for _, l := range regexp.MustCompile(`Failed to start [^\r\n]*`).FindAll(log, -1) {
+			t.Errorf("boot %d: %s", i+1, l)
+		}
 		t.Logf("boot %d: cloud-init %s, report after %s (%s)", i+1, tr.Package, res.Elapsed[i].Round(time.Second), accel)
 	}
 }
