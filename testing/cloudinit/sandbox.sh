@@ -3,14 +3,18 @@
 # Started by Tree.Stages under `unshare --mount --pid --uts --ipc --net --fork`:
 # everything below happens in those private namespaces, on an overlay of the
 # host's root whose writes go to a tmpfs, so nothing reaches the host.
-#   sandbox.sh WORK SEED CLOUDCFG PYTHONPATH SHIM
+#   sandbox.sh WORK SEED CLOUDCFG PYTHONPATH SHIM [HOOK]
 # WORK: an empty directory; SEED: user-data, meta-data[, network-config];
-# CLOUDCFG: a folder with cloud.cfg and cloud.cfg.d/ to install ("" keeps the host's). Writes WORK/out/.
+# CLOUDCFG: a folder with cloud.cfg and cloud.cfg.d/ to install ("" keeps the host's);
+# HOOK: a program run in the root after the stages, with this tree as
+# `cloud-init` on PATH. Writes WORK/out/.
 set -euo pipefail
-W=$1 SEED=$2 CFG=$3 PP=$4 SHIM=$5
+W=$1 SEED=$2 CFG=$3 PP=$4 SHIM=$5 HOOK=${6:-}
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs "$W"
 mkdir -p "$W/upper" "$W/work" "$W/root" "$W/out"
+# The paths to stat, read before anything the stages start can eat stdin.
+cat >"$W/paths"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
 R=$W/root
 mount -t proc proc "$R/proc"
@@ -43,7 +47,10 @@ case $d in /tmp/* | /run/*)
 esac
 # A fresh instance: no state, logs or config from the host's cloud-init.
 rm -rf "$R/var/lib/cloud" "$R/var/log/cloud-init.log" "$R/var/log/cloud-init-output.log"
-mkdir -p "$R/var/lib/cloud/seed/nocloud"
+mkdir -p "$R/var/lib/cloud/seed/nocloud" "$R/run/cloud-init"
+# What cloud-init-generator leaves on a systemd boot. `status` reads it once
+# /run/systemd/system exists (a bootcmd's `systemctl --runtime` makes it).
+touch "$R/run/cloud-init/enabled"
 cp "$SEED"/* "$R/var/lib/cloud/seed/nocloud/"
 if [ -n "$CFG" ]; then
 	# Ubuntu's layout: cloud.cfg and cloud.cfg.d/*.cfg from the tree.
@@ -81,10 +88,29 @@ for f in etc/passwd etc/group etc/shadow var/log/cloud-init.log var/log/cloud-in
 	run/cloud-init/result.json run/cloud-init/status.json var/lib/bainode/verify-provision.json; do
 	[ -e "$R/$f" ] && { mkdir -p "$W/out/root/$(dirname "$f")"; cp -L "$R/$f" "$W/out/root/$f"; }
 done
-# Ownership and mode of every path the test names on stdin.
-while IFS= read -r p; do
-	if [ -e "$R$p" ]; then stat -c '%n %u %g %a %F' "$R$p" | sed "s|^$R||"; else echo "$p missing"; fi
-done >"$W/out/stat"
+# Ownership and mode of every path the test named on stdin.
+stats() {
+	while IFS= read -r p; do
+		# A symlink is stat'ed itself: its target is absolute, in $R.
+		if [ -e "$R$p" ] || [ -L "$R$p" ]; then stat -c '%n %u %g %a %F' "$R$p" | sed "s|^$R||"; else echo "$p missing"; fi
+	done <"$W/paths"
+}
+stats >"$W/out/stat"
+if [ -n "$HOOK" ]; then
+	# The tree as the package installs it: a `cloud-init` on PATH.
+	mkdir -p "$R/run/bainode-sandbox/bin"
+	printf '#!/bin/sh\nexec /usr/bin/python3 %s cli "$@"\n' "$SHIM" >"$R/run/bainode-sandbox/bin/cloud-init"
+	cp "$HOOK" "$R/run/bainode-sandbox/hook"
+	chmod 0755 "$R/run/bainode-sandbox/bin/cloud-init" "$R/run/bainode-sandbox/hook"
+	set +e
+	chroot "$R" env PATH=/run/bainode-sandbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		/run/bainode-sandbox/hook >"$W/out/hook.out" 2>"$W/out/hook.err"
+	echo $? >"$W/out/hook.rc"
+	set -e
+	stats >"$W/out/stat.after"
+	mkdir -p "$W/out/after/etc"
+	if [ -e "$R/etc/machine-id" ]; then cp "$R/etc/machine-id" "$W/out/after/etc/machine-id"; fi
+fi
 ls -la "$R/home" >"$W/out/home" 2>&1 || true
 for d in "$R"/home/*/; do ls -la "$d"; done >>"$W/out/home" 2>&1 || true
 # The tmpfs dies with the namespace: hand results back on a tar stream.

@@ -22,6 +22,11 @@ type Run struct {
 	StatusExit int
 	Log        string // the stages' own output with exit codes
 	Stat       map[string]Stat
+	// With a hook (StagesHook): its output and exit code, and the paths
+	// stat'ed again after it.
+	HookOut, HookErr string
+	HookExit         int
+	After            map[string]Stat
 }
 
 // Stat is a path's owner and mode in the sandbox.
@@ -41,15 +46,20 @@ func (r *Run) File(rel string) string {
 // CloudCfg writes /etc/cloud/cloud.cfg as Ubuntu's package renders it
 // (config/cloud.cfg.tmpl, variant ubuntu). The Debian tree keeps its own.
 func (tr *Tree) CloudCfg(ctx context.Context, dst string) error {
+	return tr.Render(ctx, filepath.Join(tr.Dir, "config", "cloud.cfg.tmpl"), dst)
+}
+
+// Render renders one of the tree's templates for variant ubuntu with the
+// tree's own tool, as its setup.py does for the package.
+func (tr *Tree) Render(ctx context.Context, tmpl, dst string) error {
 	tool := filepath.Join(tr.Dir, "tools", "render-template")
 	if _, err := os.Stat(tool); err != nil {
 		tool = filepath.Join(tr.Dir, "tools", "render-cloudcfg")
 	}
-	c := exec.CommandContext(ctx, Python, tr.shim, "run", tool, "--variant", "ubuntu",
-		filepath.Join(tr.Dir, "config", "cloud.cfg.tmpl"), dst)
+	c := exec.CommandContext(ctx, Python, tr.shim, "run", tool, "--variant", "ubuntu", tmpl, dst)
 	c.Env = tr.Env()
 	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: render cloud.cfg: %v\n%s", tr.Name, err, out)
+		return fmt.Errorf("%s: render %s: %v\n%s", tr.Name, filepath.Base(tmpl), err, out)
 	}
 	return nil
 }
@@ -60,6 +70,14 @@ func (tr *Tree) CloudCfg(ctx context.Context, dst string) error {
 // with a tmpfs upper layer (see sandbox.sh); needs root. paths are stat'ed
 // inside before it ends. work must be an empty directory.
 func (tr *Tree) Stages(ctx context.Context, work, seedDir string, paths []string) (*Run, error) {
+	return tr.StagesHook(ctx, work, seedDir, paths, nil)
+}
+
+// StagesHook is Stages, then runs hook (a program, e.g. a script with a #!
+// line) as root in the sandbox's root with this tree as `cloud-init` on
+// PATH, and stat's paths again into Run.After; /etc/machine-id as the hook
+// left it is under Run.Dir/after.
+func (tr *Tree) StagesHook(ctx context.Context, work, seedDir string, paths []string, hook []byte) (*Run, error) {
 	script := filepath.Join(work, "sandbox.sh")
 	if err := os.WriteFile(script, sandbox, 0o755); err != nil {
 		return nil, err
@@ -97,8 +115,16 @@ func (tr *Tree) Stages(ctx context.Context, work, seedDir string, paths []string
 			return nil, err
 		}
 	}
-	c := exec.CommandContext(ctx, "unshare", "--mount", "--pid", "--uts", "--ipc", "--net", "--fork",
-		"--propagation", "private", "bash", script, mnt, seedDir, cfg, tr.path, tr.shim)
+	args := []string{"--mount", "--pid", "--uts", "--ipc", "--net", "--fork",
+		"--propagation", "private", "bash", script, mnt, seedDir, cfg, tr.path, tr.shim}
+	if hook != nil {
+		h := filepath.Join(work, "hook")
+		if err := os.WriteFile(h, hook, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, h)
+	}
+	c := exec.CommandContext(ctx, "unshare", args...)
 	c.Stdin = strings.NewReader(strings.Join(paths, "\n") + "\n")
 	var tarball, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &tarball, &stderr
@@ -110,23 +136,35 @@ func (tr *Tree) Stages(ctx context.Context, work, seedDir string, paths []string
 	if b, err := x.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s: sandbox output: %v\n%s", tr.Name, err, b)
 	}
-	r := &Run{Dir: out, Stat: map[string]Stat{}}
 	read := func(f string) string { b, _ := os.ReadFile(filepath.Join(out, f)); return string(b) }
+	r := &Run{Dir: out, Stat: stats(read("stat"))}
 	r.Status, r.Log = read("status"), read("stages.log")
 	var err error
 	if r.StatusExit, err = strconv.Atoi(strings.TrimSpace(read("status.rc"))); err != nil {
 		return nil, fmt.Errorf("%s: no status exit code\n%s\n%s", tr.Name, r.Log, stderr.Bytes())
 	}
-	for _, l := range strings.Split(read("stat"), "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) == 2 && f[1] == "missing":
-			r.Stat[f[0]] = Stat{Missing: true}
-		case len(f) >= 5:
-			u, _ := strconv.Atoi(f[1])
-			g, _ := strconv.Atoi(f[2])
-			r.Stat[f[0]] = Stat{UID: u, GID: g, Mode: f[3], Type: strings.Join(f[4:], " ")}
+	if hook != nil {
+		r.HookOut, r.HookErr, r.After = read("hook.out"), read("hook.err"), stats(read("stat.after"))
+		if r.HookExit, err = strconv.Atoi(strings.TrimSpace(read("hook.rc"))); err != nil {
+			return nil, fmt.Errorf("%s: no hook exit code\n%s\n%s", tr.Name, r.Log, stderr.Bytes())
 		}
 	}
 	return r, nil
+}
+
+// stats parses the sandbox's `stat` lines.
+func stats(s string) map[string]Stat {
+	m := map[string]Stat{}
+	for _, l := range strings.Split(s, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 2 && f[1] == "missing":
+			m[f[0]] = Stat{Missing: true}
+		case len(f) >= 5:
+			u, _ := strconv.Atoi(f[1])
+			g, _ := strconv.Atoi(f[2])
+			m[f[0]] = Stat{UID: u, GID: g, Mode: f[3], Type: strings.Join(f[4:], " ")}
+		}
+	}
+	return m
 }

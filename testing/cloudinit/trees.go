@@ -6,6 +6,7 @@ package cloudinit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -37,6 +38,8 @@ type Tree struct {
 	Dir     string // the tree (holds cloudinit/)
 	path    string // PYTHONPATH
 	shim    string
+	sum     string // the tarball's sha256
+	libs    string // Python packages 20.1 needs before Debian's, or ""
 }
 
 var (
@@ -151,14 +154,18 @@ func load() ([]*Tree, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		tr := &Tree{Name: name, Dir: filepath.Join(dir, name), shim: shimPath}
+		tr := &Tree{Name: name, Dir: filepath.Join(dir, name), shim: shimPath, sum: sum}
 		tr.path = tr.Dir
 		if tr.Package, err = packaged(tr.Dir); err != nil {
 			return nil, "", err
 		}
 		tr.Version, _, _ = strings.Cut(tr.Package, "-")
+		if err := stampDownstream(tr.Dir, tr.Package); err != nil {
+			return nil, "", err
+		}
 		if tr.Version == "20.1" { // 20.1 needs Jinja2 2.x, which Debian 12 lacks
 			tr.path += ":" + libs
+			tr.libs = libs
 		}
 		out = append(out, tr)
 	}
@@ -185,6 +192,27 @@ func packaged(dir string) (string, error) {
 		return "", fmt.Errorf("%s/debian/changelog:1: no (version)", dir)
 	}
 	return v, nil
+}
+
+// stampDownstream does what debian/rules does to the installed
+// version.py of the meson-era trees (jammy, noble, resolute latest): it
+// replaces @DOWNSTREAM_VERSION@ with the packaged version, which
+// `cloud-init --version` prints (else "@MISSING_MESON_BUILD_ARTIFACT@").
+func stampDownstream(dir, pkg string) error {
+	p := filepath.Join(dir, "cloudinit", "version.py")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte("@DOWNSTREAM_VERSION@")) {
+		return nil
+	}
+	b = bytes.ReplaceAll(b, []byte("@DOWNSTREAM_VERSION@"), []byte(pkg))
+	tmp := fmt.Sprintf("%s.%d.tmp", p, os.Getpid())
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
 
 // unpack verifies a tarball against its sum and extracts it once into

@@ -337,6 +337,6 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 // need to know what the base carries.
 func Packages() []string { return packages() }
 
-// Lock takes an exclusive file lock on path, waiting until ctx ends, for
-// other test fixtures cached beside the base.
+// Lock takes the exclusive file lock Base uses, for fixtures derived from
+// the base that are cached the same way.
 func Lock(ctx context.Context, path string) (unlock func(), err error) { return lock(ctx, path) }
