@@ -229,7 +229,9 @@ func TestFleetCommands(t *testing.T) {
 	f.fail(1, []string{"400 Bad Request", "invalid mac"}, "nodes", "add", "gpu2", "--mac", "nope")
 	ov := filepath.Join(dir, "gpu2.yaml")
 	os.WriteFile(ov, []byte("ip: not-an-address\n"), 0o644)
-	f.fail(1, []string{"400 Bad Request", "gpu2"}, "nodes", "add", "--overrides", ov, "gpu2")
+	// A node the site cannot render: the problem by field, exit 2.
+	f.fail(2, []string{"bainoded rejected node gpu2 (nothing was stored):", "nodes[1].ip: rendering node gpu2: \"not-an-address\" is not an IPv4 address"},
+		"nodes", "add", "--overrides", ov, "gpu2")
 	os.WriteFile(ov, []byte("aliases: [gpu2-data]\n"), 0o644)
 	if out := f.ok("nodes", "add", "--overrides", ov, "gpu2", "--mac", "52:54:00:00:00:02", "--mac", "AABB.CCDD.EEFF"); !strings.Contains(out, "node gpu2 saved (mac 52:54:00:00:00:02, aa:bb:cc:dd:ee:ff)") {
 		t.Errorf("nodes add: %q", out)
