@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,9 +26,7 @@ import (
 
 	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/deploy"
-	"github.com/lablup/bainode/builder/fleet"
 	"github.com/lablup/bainode/builder/vm"
-	"github.com/lablup/bainode/templates"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
@@ -168,13 +165,8 @@ func TestVMDeployRestart(t *testing.T) {
 	raw, image := smallImage(t, dir)
 	zst, _ := os.Stat(image)
 
-	token := "vm-test-admin-token-0123456789abcdef"
-	tokenFile := filepath.Join(dir, "admin.token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	addr, admin := freeAddr(t), freeAddr(t)
-	args := []string{"--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
-		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
-		"--deploy-env", envDir, "--image", "all-in-one=" + image}
+	x := newImageDeploy(t, dir, envDir, image)
+	addr, args := x.addr, x.args
 	var dmu sync.Mutex
 	d := startDaemon(t, args...)
 	restarts := 0
@@ -185,16 +177,8 @@ func TestVMDeployRestart(t *testing.T) {
 			dmu.Unlock()
 		}
 	})
-	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 	ctx := t.Context()
-	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
-	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
-	if _, err := fc.PushSite(ctx, site); err != nil {
-		t.Fatalf("push site: %v", err)
-	}
-	if _, err := fc.PutNode(ctx, fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
-		t.Fatalf("add node: %v", err)
-	}
+	fc := x.register(t)
 
 	proxy := &crashProxy{target: addr, cutAt: zst.Size() / 2}
 	proxy.kill = func() {

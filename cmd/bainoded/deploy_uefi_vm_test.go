@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lablup/bainode/builder/fleet"
 	"github.com/lablup/bainode/builder/pxe"
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
-	"github.com/lablup/bainode/templates"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
@@ -115,28 +111,16 @@ func TestVMImageDeploySecureBoot(t *testing.T) {
 	t.Parallel()
 
 	dir := t.TempDir()
-	token := "vm-test-admin-token-0123456789abcdef"
-	tokenFile := filepath.Join(dir, "admin.token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	addr, admin := freeAddr(t), freeAddr(t)
-	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
-		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
-		"--deploy-env", envDir, "--image", "all-in-one="+image)
+	x := newImageDeploy(t, dir, envDir, image)
+	addr := x.addr
+	d := startDaemon(t, x.args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
 		}
 	})
-	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 	ctx := t.Context()
-	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
-	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
-	if _, err := fc.PushSite(ctx, site); err != nil {
-		t.Fatalf("push site: %v", err)
-	}
-	if _, err := fc.PutNode(ctx, fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
-		t.Fatalf("add node: %v", err)
-	}
+	fc := x.register(t)
 
 	// The netboot tree, as 'bainode pxe' writes it; QEMU's TFTP serves it.
 	tree, _, err := pxe.Build(pxe.Options{Server: guestBase, Loaders: loaders, DeployEnv: envDir,

@@ -154,28 +154,16 @@ func TestVMImageDeploy(t *testing.T) {
 	t.Parallel() // with TestVMImageDeploySecureBoot: each boots mostly on one thread
 
 	dir := t.TempDir()
-	token := "vm-test-admin-token-0123456789abcdef"
-	tokenFile := filepath.Join(dir, "admin.token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	addr, admin := freeAddr(t), freeAddr(t)
-	d := startDaemon(t, "--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
-		"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
-		"--deploy-env", envDir, "--image", "all-in-one="+image)
+	x := newImageDeploy(t, dir, envDir, image)
+	addr := x.addr
+	d := startDaemon(t, x.args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
 		}
 	})
-	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
 	ctx := t.Context()
-	fc := &fleet.Client{BaseURL: "http://" + admin, Token: token}
-	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
-	if _, err := fc.PushSite(ctx, site); err != nil {
-		t.Fatalf("push site: %v", err)
-	}
-	if _, err := fc.PutNode(ctx, fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
-		t.Fatalf("add node: %v", err)
-	}
+	fc := x.register(t)
 
 	tftp := filepath.Join(dir, "tftp")
 	os.MkdirAll(tftp, 0o755)
@@ -248,4 +236,44 @@ func TestVMImageDeploy(t *testing.T) {
 		t.Errorf("status of bai-vm shows deploy %+v, want deployed", status.Deploy)
 	}
 	t.Logf("VM wall time: deployed after %s, verified after %s", deployed.Round(time.Second), total.Round(time.Second))
+}
+
+// imageDeploy is bainoded's setup for an image-mode deploy test: its
+// flags (data in dir, the deploy environment, the role's image), its
+// two addresses and its admin token.
+type imageDeploy struct {
+	args               []string
+	addr, admin, token string
+}
+
+func newImageDeploy(t *testing.T, dir, envDir, image string) imageDeploy {
+	t.Helper()
+	token := "vm-test-admin-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, admin := freeAddr(t), freeAddr(t)
+	return imageDeploy{
+		args: []string{"--data", filepath.Join(dir, "data"), "--listen", addr, "--admin-listen", admin,
+			"--admin-token-file", tokenFile, "--base-url", guestBase, "--log-level", "info",
+			"--deploy-env", envDir, "--image", "all-in-one=" + image},
+		addr: addr, admin: admin, token: token,
+	}
+}
+
+// register waits for bainoded, then pushes vm-test and registers its node
+// bai-vm by the guest's MAC.
+func (x imageDeploy) register(t *testing.T) *fleet.Client {
+	t.Helper()
+	waitGet(t, http.DefaultClient, "http://"+x.addr+"/healthz").Body.Close()
+	fc := &fleet.Client{BaseURL: "http://" + x.admin, Token: x.token}
+	site, _ := fs.ReadFile(templates.FS, "examples/vm-test.yaml")
+	if _, err := fc.PushSite(t.Context(), site); err != nil {
+		t.Fatalf("push site: %v", err)
+	}
+	if _, err := fc.PutNode(t.Context(), fleet.Node{Hostname: "bai-vm", MACs: []string{qemuMAC}, Role: "all-in-one"}); err != nil {
+		t.Fatalf("add node: %v", err)
+	}
+	return fc
 }
