@@ -237,17 +237,7 @@ func TestVMDeployRestart(t *testing.T) {
 	}
 	dmu.Unlock()
 	waitGet(t, http.DefaultClient, "http://"+addr+"/healthz").Body.Close()
-	ev, err := fc.Events(ctx, "bai-vm", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stages []string
-	for _, e := range ev {
-		if e.Stage == "deploy" {
-			stages = append(stages, e.Result)
-			t.Logf("deploy %s: %s", e.Result, e.Detail)
-		}
-	}
+	stages := deployStages(t, fc)
 	if strings.Join(stages, ",") != "deploying,deployed" {
 		t.Errorf("deploy stages %v, want deploying (before the crash), deployed (after)", stages)
 	}

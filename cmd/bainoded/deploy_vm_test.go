@@ -191,21 +191,7 @@ func TestVMImageDeploy(t *testing.T) {
 		t.Fatalf("verifier report: %v (after %s)", err, time.Since(start).Round(time.Second))
 	}
 	total := time.Since(start)
-	rep, err := extract(m)
-	if err != nil {
-		t.Fatalf("verifier report: %v", err)
-	}
-	var table strings.Builder
-	verify.WriteTable(&table, rep)
-	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
-	for _, c := range rep.Failures() {
-		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
-	}
-	for _, c := range rep.Checks {
-		if c.ID == "cloudinit.datasource" && !strings.Contains(c.Actual, guestBase+"/nocloud/bai-vm/") {
-			t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", c.Actual, guestBase)
-		}
-	}
+	checkDeployedReport(t, m, total)
 
 	// iPXE's own messages do not reach the serial console (no VGA here);
 	// the deploy environment's do.
@@ -216,17 +202,7 @@ func TestVMImageDeploy(t *testing.T) {
 	if !strings.Contains(script, "sanboot --no-describe --drive 0x80") {
 		t.Errorf("the deployed node's boot script does not boot its disk:\n%s", script)
 	}
-	ev, err := fc.Events(ctx, "bai-vm", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stages []string
-	for _, e := range ev {
-		if e.Stage == "deploy" {
-			stages = append(stages, e.Result)
-			t.Logf("deploy %s: %s", e.Result, e.Detail)
-		}
-	}
+	stages := deployStages(t, fc)
 	if strings.Join(stages, ",") != "deploying,deployed" {
 		t.Errorf("deploy stages %v, want deploying, deployed", stages)
 	}
@@ -276,4 +252,42 @@ func (x imageDeploy) register(t *testing.T) *fleet.Client {
 		t.Fatalf("add node: %v", err)
 	}
 	return fc
+}
+
+// checkDeployedReport reads the verifier's report from a deployed node's
+// console: every check passes, and the seed came from bainoded.
+func checkDeployedReport(t *testing.T, m *vm.Machine, total time.Duration) {
+	t.Helper()
+	rep, err := extract(m)
+	if err != nil {
+		t.Fatalf("verifier report: %v", err)
+	}
+	var table strings.Builder
+	verify.WriteTable(&table, rep)
+	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
+	for _, c := range rep.Failures() {
+		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
+	}
+	for _, c := range rep.Checks {
+		if c.ID == "cloudinit.datasource" && !strings.Contains(c.Actual, guestBase+"/nocloud/bai-vm/") {
+			t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", c.Actual, guestBase)
+		}
+	}
+}
+
+// deployStages lists bai-vm's deploy events, oldest first.
+func deployStages(t *testing.T, fc *fleet.Client) []string {
+	t.Helper()
+	ev, err := fc.Events(t.Context(), "bai-vm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, e := range ev {
+		if e.Stage == "deploy" {
+			stages = append(stages, e.Result)
+			t.Logf("deploy %s: %s", e.Result, e.Detail)
+		}
+	}
+	return stages
 }
