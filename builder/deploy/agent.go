@@ -29,14 +29,29 @@ type Config struct {
 	Disk   DiskRule `json:"disk"`
 	// Seed is the node's nocloud-net URL on bainoded, with its trailing
 	// slash: the installed system reads its seed from there.
-	Seed string `json:"seed"`
+	Seed string `json:"seed,omitempty"`
+	// SeedFiles, instead of Seed, is the node's NoCloud seed itself
+	// (meta-data, user-data, network-config), for a node deployed with no
+	// bainoded to read it from.
+	SeedFiles map[string]string `json:"seed_files,omitempty"`
+	// Reimage lets a self-contained deploy write a disk that already
+	// holds this very deployment (see ErrDeployed).
+	Reimage bool `json:"-"`
 }
+
+// ReimageArg on the kernel command line sets Config.Reimage.
+const ReimageArg = "bainode.reimage"
 
 // Image is the role's baked image, as the bake manifest describes it.
 type Image struct {
-	URL    string `json:"url"`    // absolute; content-addressed and immutable
-	SHA256 string `json:"sha256"` // of the raw.zst stream
-	Size   int64  `json:"size"`   // of the raw.zst stream
+	URL    string `json:"url,omitempty"` // absolute; content-addressed and immutable
+	SHA256 string `json:"sha256"`        // of the raw.zst stream
+	Size   int64  `json:"size"`          // of the raw.zst stream
+	// Medium, instead of URL, reads the image off the boot medium (a
+	// self-contained ISO): the ISO9660 volume ID and the files of its root
+	// directory that hold the stream, in order (see MaxPart).
+	Medium string   `json:"medium,omitempty"`
+	Parts  []string `json:"parts,omitempty"`
 }
 
 // Deploy stages reported to bainoded.
@@ -90,7 +105,13 @@ func Run(ctx context.Context, cfg Config, sys System) error {
 	if sys.Reboot == nil {
 		sys.Reboot = reboot
 	}
+	if cfg.Server == "" {
+		sys.Logf("no bainoded in the configuration: nothing to report to")
+	}
 	detail, err := deploy(ctx, cfg, sys)
+	if errors.Is(err, ErrDeployed) {
+		return err
+	}
 	if err != nil {
 		sys.Logf("FAILED: %v", err)
 		if rerr := postStatus(ctx, cfg, sys, Status{Stage: StageFailed, Detail: err.Error()}, time.Minute); rerr != nil {
@@ -104,18 +125,21 @@ func Run(ctx context.Context, cfg Config, sys System) error {
 		sys.Logf("could not report deployed (the next network boot deploys again): %v", err)
 	}
 	sys.Logf("deployed: %s; rebooting", detail)
+	if cfg.Image.Medium != "" {
+		ejectMedium(sys)
+	}
 	return sys.Reboot()
 }
 
 func deploy(ctx context.Context, cfg Config, sys System) (string, error) {
-	if cfg.Image.URL == "" || len(cfg.Image.SHA256) != 64 || cfg.Image.Size <= 0 {
-		return "", errors.New("the deploy configuration names no image")
+	if (cfg.Image.URL == "") == (cfg.Image.Medium == "" || len(cfg.Image.Parts) == 0) || len(cfg.Image.SHA256) != 64 || cfg.Image.Size <= 0 {
+		return "", errors.New("the deploy configuration names no image, or both a URL and a medium")
 	}
 	disks, err := ListDisks(sys.SysBlock, sys.Dev)
 	if err != nil {
 		return "", fmt.Errorf("listing disks: %w", err)
 	}
-	disk, err := cfg.Disk.Choose(disks)
+	disk, err := cfg.Disk.Choose(withoutMedia(disks, sys.Logf))
 	if err != nil {
 		return "", err
 	}
@@ -125,6 +149,29 @@ func deploy(ctx context.Context, cfg Config, sys System) (string, error) {
 	iso, err := seedImage(ctx, cfg, sys)
 	if err != nil {
 		return "", err
+	}
+	open := func() (imageSource, func() error, error) {
+		if cfg.Image.Medium == "" {
+			r := &rangeReader{ctx: ctx, client: sys.Client, url: cfg.Image.URL, size: cfg.Image.Size,
+				sum: sha256.New(), stall: sys.Stall, logf: sys.Logf}
+			return r, r.Close, nil
+		}
+		m, dev, err := openMediumImage(sys, cfg.Image)
+		if err != nil {
+			return nil, nil, err
+		}
+		sys.Logf("reading the image from the boot medium %s", dev)
+		return m, m.Close, nil
+	}
+	if cfg.Image.Medium != "" && !cfg.Reimage {
+		// No bainoded remembers this deploy: a medium left attached would
+		// image the disk again at every boot. The disk tells instead.
+		if done, err := deployedAlready(disk, iso, open); err != nil || done {
+			if err == nil {
+				err = fmt.Errorf("%w: %s holds this image and seed (boot from the disk, or add %s=1 to the kernel command line to write it again)", ErrDeployed, disk.Name, ReimageArg)
+			}
+			return "", err
+		}
 	}
 	if err := postStatus(ctx, cfg, sys, Status{Stage: StageDeploying, Detail: fmt.Sprintf("writing image %s to %s", cfg.Image.SHA256[:12], disk)}, 5*time.Minute); err != nil {
 		return "", fmt.Errorf("reporting to bainoded: %w", err)
@@ -147,9 +194,11 @@ func deploy(ctx context.Context, cfg Config, sys System) (string, error) {
 	if err := wipe(f, size, block); err != nil {
 		return "", fmt.Errorf("wiping the partition tables of %s: %w", disk.Name, err)
 	}
-	r := &rangeReader{ctx: ctx, client: sys.Client, url: cfg.Image.URL, size: cfg.Image.Size,
-		sum: sha256.New(), stall: sys.Stall, logf: sys.Logf}
-	defer r.Close()
+	r, closeSrc, err := open()
+	if err != nil {
+		return "", err
+	}
+	defer closeSrc()
 	start := time.Now()
 	s, err := writeStream(f, r, maxImage(size), block, cfg.Image.SHA256, sys.Logf)
 	if err != nil {
@@ -192,7 +241,16 @@ func deploy(ctx context.Context, cfg Config, sys System) (string, error) {
 // network-config only ever comes from here, as seedfrom fetches the rest.
 func seedImage(ctx context.Context, cfg Config, sys System) ([]byte, error) {
 	files := fstest.MapFS{}
+	if cfg.Seed == "" && cfg.SeedFiles["meta-data"] == "" {
+		return nil, errors.New("the deploy configuration has no seed for the installed system")
+	}
 	for _, name := range []string{"meta-data", "user-data", "vendor-data", "network-config"} {
+		if cfg.Seed == "" {
+			if b := cfg.SeedFiles[name]; b != "" || name == "user-data" {
+				files[name] = &fstest.MapFile{Data: []byte(b), Mode: 0o644}
+			}
+			continue
+		}
 		b, err := getRetry(ctx, sys, cfg.Seed+name, 5*time.Minute)
 		if err != nil {
 			return nil, fmt.Errorf("reading the node's seed: %w", err)
@@ -264,6 +322,9 @@ const ExitDeployed = 3
 
 // postStatus reports a stage with the node's token, retrying within.
 func postStatus(ctx context.Context, cfg Config, sys System, s Status, within time.Duration) error {
+	if cfg.Server == "" { // a self-contained deploy
+		return nil
+	}
 	body, _ := json.Marshal(s)
 	url := strings.TrimSuffix(cfg.Server, "/") + StatusPath(cfg.Node)
 	deadline := time.Now().Add(within)

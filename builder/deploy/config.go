@@ -171,6 +171,16 @@ func configFrom(frag []byte) ([]byte, error) {
 	return b, err
 }
 
+// CmdlineFlag reports whether key=1 (or key alone) is on the command line.
+func CmdlineFlag(cmdline, key string) bool {
+	for _, w := range strings.Fields(cmdline) {
+		if w == key || w == key+"=1" {
+			return true
+		}
+	}
+	return false
+}
+
 // cmdlineValue is the value of the last key=value word on a kernel command
 // line (the kernel's own rule when a key repeats).
 func cmdlineValue(cmdline, key string) string {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -44,7 +45,7 @@ func TestLoadConfigByMAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config %+v, want %+v", got, want)
 	}
 	if strings.Join(asked, " ") != "/deploy/52-54-00-aa-bb-cc/node.cpio /deploy/52-54-00-12-34-56/node.cpio" {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -90,7 +91,7 @@ func TestLoadConfigFetch(t *testing.T) {
 	want := deploy.Config{Node: "gpu1", Server: srv.URL, Token: node.Token,
 		Image: deploy.Image{URL: srv.URL + "/images/" + imgSHA + ".raw.zst", SHA256: imgSHA, Size: int64(len(img))},
 		Disk:  deploy.DiskRule{Serial: "SER-1"}, Seed: srv.URL + "/nocloud/gpu1/"}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("fetched\n%+v\nwant\n%+v", cfg, want)
 	}
 

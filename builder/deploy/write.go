@@ -52,7 +52,7 @@ type streamed struct {
 // writeStream decompresses the image from r onto f, all but its first MiB,
 // which it returns. It refuses an image larger than limit and checks the
 // compressed stream's sha256 and length at the end.
-func writeStream(f *os.File, r *rangeReader, limit int64, block bool, wantSHA string, logf func(string, ...any)) (streamed, error) {
+func writeStream(f *os.File, r imageSource, limit int64, block bool, wantSHA string, logf func(string, ...any)) (streamed, error) {
 	var st streamed
 	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(min(4, runtime.NumCPU())), zstd.WithDecoderLowmem(false))
 	if err != nil {
@@ -86,23 +86,24 @@ func writeStream(f *os.File, r *rangeReader, limit int64, block bool, wantSHA st
 				return st, fmt.Errorf("writing the disk at byte %d: %w", at, err)
 			}
 			off += int64(n)
-			if r.off >= next {
-				logf("written %d MiB (%d%% of the download)", off>>20, 100*r.off/max(r.size, 1))
-				next += max(r.size/10, 1)
+			if done, total := r.progress(); done >= next {
+				logf("written %d MiB (%d%% of the compressed image)", off>>20, 100*done/max(total, 1))
+				next += max(total/10, 1)
 			}
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
 		if err != nil {
-			return st, fmt.Errorf("decompressing the image at byte %d of the download: %w", r.off, err)
+			done, _ := r.progress()
+			return st, fmt.Errorf("decompressing the image at byte %d of the compressed stream: %w", done, err)
 		}
 	}
-	st.size, st.resumes = off, r.resumes
-	if r.off != r.size {
-		return st, fmt.Errorf("the image stream ended at byte %d of %d", r.off, r.size)
+	st.size, st.resumes = off, r.resumed()
+	if done, total := r.progress(); done != total {
+		return st, fmt.Errorf("the image stream ended at byte %d of %d", done, total)
 	}
-	if got := hex.EncodeToString(r.sum.Sum(nil)); got != wantSHA {
+	if got := hex.EncodeToString(r.digest()); got != wantSHA {
 		return st, fmt.Errorf("checksum mismatch: the image's sha256 is %s, the bake manifest says %s", got, wantSHA)
 	}
 	return st, nil

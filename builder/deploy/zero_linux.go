@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,4 +29,27 @@ func zeroRange(f *os.File, off, n int64, block bool) error {
 func reboot() error {
 	unix.Sync()
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+const cdromEject = 0x5309 // CDROMEJECT
+
+// ejectMedium opens the tray of a CD boot medium (real or a BMC's virtual
+// one), so the reboot comes up from the disk whatever the boot order. A
+// stick cannot be ejected; the disk guard (deployedAlready) covers it.
+func ejectMedium(sys System) {
+	dev, err := findMedium(sys.SysBlock, sys.Dev, MediumVolumeID)
+	if err != nil || !strings.HasPrefix(filepath.Base(dev), "sr") {
+		return
+	}
+	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		sys.Logf("eject %s: %v", dev, err)
+		return
+	}
+	defer f.Close()
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), cdromEject, 0); e != 0 {
+		sys.Logf("eject %s: %v (remove the medium, or boot from the disk first)", dev, e)
+		return
+	}
+	sys.Logf("ejected the boot medium %s", dev)
 }

@@ -87,8 +87,17 @@ Examples:
 			if err != nil {
 				return err
 			}
-			logf("node %s, image %s from %s", cfg.Node, cfg.Image.SHA256, cfg.Server)
-			return deploy.Run(ctx, cfg, deploy.System{Logf: logf})
+			from := cfg.Server
+			if cfg.Image.Medium != "" {
+				from = "the boot medium " + cfg.Image.Medium
+			}
+			cfg.Reimage = deploy.CmdlineFlag(string(cmdline), deploy.ReimageArg)
+			logf("node %s, image %s from %s", cfg.Node, cfg.Image.SHA256, from)
+			err = deploy.Run(ctx, cfg, deploy.System{Logf: logf})
+			if errors.Is(err, deploy.ErrDeployed) {
+				return cli.Exit("bainode-deploy: "+err.Error(), deploy.ExitDeployed)
+			}
+			return err
 		},
 	})
 }
