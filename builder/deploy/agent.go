@@ -33,7 +33,7 @@ type Config struct {
 	// SeedFiles, instead of Seed, is the node's NoCloud seed itself
 	// (meta-data, user-data, network-config), for a node deployed with no
 	// bainoded to read it from.
-	SeedFiles map[string]string `json:"seed_files,omitempty"`
+	SeedFiles map[string][]byte `json:"seed_files,omitempty"`
 	// Reimage lets a self-contained deploy write a disk that already
 	// holds this very deployment (see ErrDeployed).
 	Reimage bool `json:"-"`
@@ -241,13 +241,13 @@ func deploy(ctx context.Context, cfg Config, sys System) (string, error) {
 // network-config only ever comes from here, as seedfrom fetches the rest.
 func seedImage(ctx context.Context, cfg Config, sys System) ([]byte, error) {
 	files := fstest.MapFS{}
-	if cfg.Seed == "" && cfg.SeedFiles["meta-data"] == "" {
+	if cfg.Seed == "" && len(cfg.SeedFiles["meta-data"]) == 0 {
 		return nil, errors.New("the deploy configuration has no seed for the installed system")
 	}
 	for _, name := range []string{"meta-data", "user-data", "vendor-data", "network-config"} {
 		if cfg.Seed == "" {
-			if b := cfg.SeedFiles[name]; b != "" || name == "user-data" {
-				files[name] = &fstest.MapFile{Data: []byte(b), Mode: 0o644}
+			if b := cfg.SeedFiles[name]; len(b) > 0 || name == "user-data" {
+				files[name] = &fstest.MapFile{Data: b, Mode: 0o644}
 			}
 			continue
 		}

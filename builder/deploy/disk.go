@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/lablup/bainode/builder/spec"
 )
 
 // DiskRule picks the node's target disk. Every set field must match; an
@@ -17,6 +19,21 @@ type DiskRule struct {
 	ByPath string `json:"by_path,omitempty"` // a /dev/disk/by-path name, e.g. pci-0000:00:04.0
 	Serial string `json:"serial,omitempty"`
 	Size   int64  `json:"size,omitempty"` // bytes, within 1%
+}
+
+// RuleOf is the rule a site's node gives (nil: the only disk).
+func RuleOf(d *spec.Disk) (DiskRule, error) {
+	if d == nil {
+		return DiskRule{}, nil
+	}
+	r := DiskRule{ByPath: d.ByPath, Serial: d.Serial}
+	if d.Size != "" {
+		var err error
+		if r.Size, err = spec.DiskSize(d.Size); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }
 
 func (r DiskRule) String() string {

@@ -27,6 +27,16 @@ const MaxPart = 2 << 30
 
 const isoSector = 2048
 
+// MediumParts names the files that hold a compressed image of size bytes
+// on the medium, in order: ISO9660 names, the same in every reader.
+func MediumParts(size int64) []string {
+	var out []string
+	for i := int64(0); i*MaxPart < size || i == 0; i++ {
+		out = append(out, fmt.Sprintf("IMAGE%03d.ZST", i))
+	}
+	return out
+}
+
 // mediumVolumeID reads the ISO9660 volume ID of the device at path, or ""
 // when it holds no ISO9660 file system.
 func mediumVolumeID(path string) string {

@@ -63,7 +63,7 @@ func TestAgentDeploysFromMedium(t *testing.T) {
 	sum := sha256.Sum256(zst)
 	cfg := Config{Node: "n1",
 		Image:     Image{Medium: MediumVolumeID, Parts: parts, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(zst))},
-		SeedFiles: map[string]string{"meta-data": "instance-id: n1\nlocal-hostname: n1\n", "user-data": "#cloud-config\n{}\n"}}
+		SeedFiles: map[string][]byte{"meta-data": []byte("instance-id: n1\nlocal-hostname: n1\n"), "user-data": []byte("#cloud-config\n{}\n")}}
 	for _, medium := range []string{"sr0", "vdb"} {
 		t.Run(medium, func(t *testing.T) {
 			n := newFakeNode(t, map[string]int64{"vda": 64 << 20})
@@ -120,7 +120,7 @@ func TestAgentMediumRefusals(t *testing.T) {
 	sum := sha256.Sum256(zst)
 	base := Config{Node: "n1",
 		Image:     Image{Medium: MediumVolumeID, Parts: parts, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(zst))},
-		SeedFiles: map[string]string{"meta-data": "instance-id: n1\n"}}
+		SeedFiles: map[string][]byte{"meta-data": []byte("instance-id: n1\n")}}
 	for _, tc := range []struct {
 		name   string
 		attach bool
@@ -149,5 +149,21 @@ func TestAgentMediumRefusals(t *testing.T) {
 				t.Error("the disk was touched")
 			}
 		})
+	}
+}
+
+func TestMediumParts(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want string
+	}{
+		{1, "IMAGE000.ZST"},
+		{MaxPart, "IMAGE000.ZST"},
+		{MaxPart + 1, "IMAGE000.ZST IMAGE001.ZST"},
+		{3*MaxPart + 5, "IMAGE000.ZST IMAGE001.ZST IMAGE002.ZST IMAGE003.ZST"},
+	} {
+		if got := strings.Join(MediumParts(tc.size), " "); got != tc.want {
+			t.Errorf("MediumParts(%d) = %s, want %s", tc.size, got, tc.want)
+		}
 	}
 }

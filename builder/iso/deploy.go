@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/pxe"
 )
 
@@ -63,8 +64,9 @@ func FindCDLoaders(root string) (CDLoaders, error) {
 	return l, nil
 }
 
-// DeployVolumeID is the volume label of an image-mode ISO.
-const DeployVolumeID = "BAINODE_DEPLOY"
+// DeployVolumeID is the volume label of an image-mode ISO: the agent finds
+// its medium by it.
+const DeployVolumeID = deploy.MediumVolumeID
 
 // Deploy is an image-mode ISO: it boots the deploy environment (bainode
 // deploy-env's vmlinuz and initrd.img), whose agent images the disk.
@@ -77,6 +79,10 @@ type Deploy struct {
 	// the config by MAC from the server named in Args.
 	Node []byte
 	Args []string // kernel arguments
+	// Image is a raw.zst the ISO carries, in the root directory as
+	// deploy.MediumParts names it: a self-contained ISO, whose Node config
+	// reads the image off the medium.
+	Image string
 }
 
 // WriteDeploy writes d as a hybrid ISO to out (0600 when it holds a node's
@@ -104,9 +110,20 @@ func WriteDeploy(d Deploy, out string, epoch time.Time) (Layout, error) {
 	if err := WriteESP(files, esp, epoch); err != nil {
 		return Layout{}, err
 	}
+	var extra []File
+	if d.Image != "" {
+		st, err := os.Stat(d.Image)
+		if err != nil {
+			return Layout{}, err
+		}
+		for i, name := range deploy.MediumParts(st.Size()) {
+			off := int64(i) * deploy.MaxPart
+			extra = append(extra, File{Path: name, Content: Content{Path: d.Image, Offset: off, Size: min(deploy.MaxPart, st.Size()-off)}})
+		}
+	}
 	spec, err := KernelSpec(Boot{
 		Isolinux: d.Loaders.Isolinux, Ldlinux: d.Loaders.Ldlinux, MBRCode: d.Loaders.MBRCode, ESP: esp,
-		Kernel: d.Kernel, Initrd: d.Initrd, Node: d.Node,
+		Kernel: d.Kernel, Initrd: d.Initrd, Node: d.Node, Extra: extra,
 		Append: strings.Join(d.Args, " "), Label: "bainode deploy",
 	}, DeployVolumeID, epoch)
 	if err != nil {

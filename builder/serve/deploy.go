@@ -19,7 +19,6 @@ import (
 	"github.com/lablup/bainode/builder/cpio"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/inventory"
-	"github.com/lablup/bainode/builder/spec"
 )
 
 // Image mode: a node whose role has a baked image boots the deploy
@@ -328,14 +327,8 @@ func CheckDeploy(d *Deploy) error {
 // SiteDisk is the Deploy.Disk of bainode sites: the node's disk: rule.
 func SiteDisk(site []byte, n inventory.Node) (deploy.DiskRule, error) {
 	_, node, err := siteNode(site, n)
-	if err != nil || node.Disk == nil {
+	if err != nil {
 		return deploy.DiskRule{}, err
 	}
-	r := deploy.DiskRule{ByPath: node.Disk.ByPath, Serial: node.Disk.Serial}
-	if node.Disk.Size != "" {
-		if r.Size, err = spec.DiskSize(node.Disk.Size); err != nil {
-			return r, err
-		}
-	}
-	return r, nil
+	return deploy.RuleOf(node.Disk)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -88,7 +89,7 @@ func TestDeployIPXE(t *testing.T) {
 	want := deploy.Config{Node: "gpu1", Server: base, Token: f.tokens["gpu1"],
 		Image: deploy.Image{URL: base + "/images/" + f.imageSHA + ".raw.zst", SHA256: f.imageSHA, Size: int64(len(f.image))},
 		Disk:  deploy.DiskRule{Serial: "SER-gpu1"}, Seed: base + "/nocloud/gpu1/"}
-	if cfg != want || mode != cpio.ModeFile|0o600 {
+	if !reflect.DeepEqual(cfg, want) || mode != cpio.ModeFile|0o600 {
 		t.Errorf("node.cpio: mode %o\n%+v\nwant\n%+v", mode, cfg, want)
 	}
 	if code, _ := f.do("GET", "/deploy/52-54-00-aa-bb-04/node.cpio", "", ""); code != 404 {

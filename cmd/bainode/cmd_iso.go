@@ -11,7 +11,6 @@ import (
 	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/iso"
 	"github.com/lablup/bainode/builder/render"
-	"github.com/lablup/bainode/builder/spec"
 )
 
 func init() {
@@ -20,8 +19,19 @@ func init() {
 		Usage: "write a bootable installer ISO for machines without network boot",
 		Description: `--mode image boots the deploy environment (bainode deploy-env -o DIR:
 vmlinuz and initrd.img), which writes the node's role image to its disk
-and reboots into it, as a network boot in image mode does. The image and
-the node's seed come from bainoded (--server). Without --node the ISO is
+and reboots into it, as a network boot in image mode does.
+
+With --image and --node the ISO is self-contained: it carries the role
+image (raw.zst from bainode bake, checked against its manifest) and the
+node's seed rendered from the site, and needs no network or bainoded. The
+deploy environment reads the image off the medium, never picks the medium
+itself as the target disk (a stick written with dd is a disk too), ejects
+a CD when done and reboots. Booted again with the medium still in, it
+finds the disk holds this deploy and leaves it alone (add bainode.reimage=1
+to the kernel command line to write it again). The ISO is 0600: the seed
+holds the node's secrets.
+
+Otherwise the image and the node's seed come from bainoded (--server). Without --node the ISO is
 generic: the agent fetches its node's config from bainoded by MAC
 ("bainode.server=URL" on the kernel command line). With --node the ISO
 carries that node's config as a second initrd, fetched from bainoded now:
@@ -48,6 +58,8 @@ the source ISO's (autoinstall) or the deploy environment's kernel's (image).
 
 Examples:
   bainode iso --mode image --deploy-env deploy-env/ --server http://10.0.0.2:8080 -o fleet.iso
+  bainode iso --mode image --deploy-env deploy-env/ --image gpu.raw.zst \
+    -c site.yaml --node bai-a01 -o bai-a01.iso
   bainode iso --mode image --deploy-env deploy-env/ --server http://10.0.0.2:8080 \
     -c site.yaml --node bai-a01 -o bai-a01.iso
   bainode iso --mode autoinstall --base ubuntu-22.04.4-live-server-amd64.iso \
@@ -62,7 +74,8 @@ Examples:
 			&cli.StringFlag{Name: "kernel-args", Value: "console=tty0 console=ttyS0,115200n8", Usage: "image: more kernel `ARGS` for the deploy environment"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the ISO to `FILE`", Required: true},
 			&cli.StringFlag{Name: "node", Aliases: []string{"n"}, Usage: "embed this node's (`HOSTNAME`) config (the ISO is then 0600)"},
-			&cli.StringFlag{Name: "server", Usage: "bainoded's `URL`; autoinstall: makes a generic ISO; image: required"},
+			&cli.StringFlag{Name: "server", Usage: "bainoded's `URL`; autoinstall: makes a generic ISO; image: required without --image"},
+			&cli.StringFlag{Name: "image", Usage: "image: put this role image `FILE` (raw.zst from bainode bake) and --node's seed on the ISO: self-contained, no bainoded or network needed"},
 		),
 		Action: func(c *cli.Context) error {
 			epoch, err := sourceDateEpoch()
@@ -115,14 +128,9 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 	if err != nil {
 		return iso.Seed{}, err
 	}
-	var node *spec.Node
-	for i := range site.Nodes {
-		if site.Nodes[i].Hostname == host {
-			node = &site.Nodes[i]
-		}
-	}
-	if node == nil {
-		return iso.Seed{}, usagef("--node: no node %q in the site", host)
+	node, err := siteNode(site, host)
+	if err != nil {
+		return iso.Seed{}, err
 	}
 	r, err := render.New(render.Options{Version: version})
 	if err != nil {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,4 +135,92 @@ func isoFile(t *testing.T, p, name string) string {
 	}
 	t.Fatalf("%s: no %s", p, name)
 	return ""
+}
+
+// TestIsoImageSelfContained writes a self-contained image-mode ISO: the
+// image in deploy.MediumParts, byte for byte, and the node's config with
+// the seed rendered from the site and the disk rule; no server anywhere.
+// Wrong inputs are refused before anything is written.
+func TestIsoImageSelfContained(t *testing.T) {
+	if _, err := iso.FindCDLoaders("/"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	env := filepath.Join(dir, "env")
+	os.Mkdir(env, 0o755)
+	os.WriteFile(filepath.Join(env, "vmlinuz"), bytes.Repeat([]byte("k"), 3000), 0o644)
+	os.WriteFile(filepath.Join(env, "initrd.img"), bytes.Repeat([]byte("i"), 3000), 0o644)
+	img := filepath.Join(dir, "aio.raw.zst")
+	zst := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte("z"), 70000)...)
+	os.WriteFile(img, zst, 0o644)
+	notZst := filepath.Join(dir, "plain.raw")
+	os.WriteFile(notZst, []byte("raw bytes"), 0o644)
+
+	out := filepath.Join(dir, "out.iso")
+	base := []string{"iso", "--mode", "image", "-o", out, "--deploy-env", env, "--example", "vm-test"}
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--image", img}, 2, "--node HOSTNAME is required"},
+		{[]string{"--image", img, "--node", "bai-vm", "--server", "http://h"}, 2, "leave out --server"},
+		{[]string{"--image", notZst, "--node", "bai-vm"}, 2, "not a zstd stream"},
+		{[]string{"--image", img, "--node", "ghost"}, 2, `no node "ghost"`},
+	} {
+		o, e, code := bainode(t, "", append(base, tc.args...)...)
+		if code != tc.code || !strings.Contains(o+e, tc.out) {
+			t.Errorf("%s: exit %d, want %d; want output with %q, got:\n%s%s", strings.Join(tc.args, " "), code, tc.code, tc.out, o, e)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%s: an ISO was written", strings.Join(tc.args, " "))
+		}
+	}
+	// A manifest that disagrees with the image.
+	os.WriteFile(img+".json", []byte(`{"version":1,"output":{"path":"aio.raw.zst","sha256":"`+strings.Repeat("0", 64)+`","size":70004}}`), 0o644)
+	if o, e, code := bainode(t, "", append(base, "--image", img, "--node", "bai-vm")...); code == 0 || !strings.Contains(o+e, "its bake manifest says") {
+		t.Errorf("a manifest with another sha256: exit %d\n%s%s", code, o, e)
+	}
+	os.Remove(img + ".json")
+
+	o, e, code := bainode(t, "", append(base, "--image", img, "--node", "bai-vm")...)
+	if code != 0 || !strings.Contains(o, "self-contained") {
+		t.Fatalf("exit %d\n%s%s", code, o, e)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600 (the seed holds the node's secrets)", fi.Mode().Perm())
+	}
+	if grub := isoFile(t, out, "boot/grub/grub.cfg"); strings.Contains(grub, deploy.ServerArg) {
+		t.Errorf("grub.cfg names a server:\n%s", grub)
+	}
+	var cfg deploy.Config
+	cpio.ReadArchive(strings.NewReader(isoFile(t, out, "boot/node.cpio")), func(e cpio.Entry) error {
+		if e.Name == deploy.ConfigFile {
+			if err := json.Unmarshal(e.Data, &cfg); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	})
+	sum := sha256.Sum256(zst)
+	if cfg.Node != "bai-vm" || cfg.Server != "" || cfg.Token != "" || cfg.Image.URL != "" ||
+		cfg.Image.Medium != iso.DeployVolumeID || cfg.Image.SHA256 != hex.EncodeToString(sum[:]) || cfg.Image.Size != int64(len(zst)) {
+		t.Errorf("config %+v", cfg)
+	}
+	var got []byte
+	for _, p := range cfg.Image.Parts {
+		got = append(got, isoFile(t, out, p)...)
+	}
+	if !bytes.Equal(got, zst) {
+		t.Errorf("the parts %v do not hold the image", cfg.Image.Parts)
+	}
+	if md := string(cfg.SeedFiles["meta-data"]); !strings.Contains(md, "bai-vm") || strings.Contains(md, "seedfrom") {
+		t.Errorf("meta-data %q: want the node's, without seedfrom", md)
+	}
+	if !strings.HasPrefix(string(cfg.SeedFiles["user-data"]), "#cloud-config") && !bytes.HasPrefix(cfg.SeedFiles["user-data"], []byte{0x1f, 0x8b}) {
+		t.Errorf("user-data is not the node's cloud-config: %.40q", cfg.SeedFiles["user-data"])
+	}
 }

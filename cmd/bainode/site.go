@@ -113,3 +113,13 @@ func prepare(c *cli.Context) (*spec.Site, []*spec.Node, error) {
 var nodeFlag = &cli.StringSliceFlag{Name: "node", Aliases: []string{"n"}, Usage: "only this node `HOSTNAME` (repeatable)"}
 
 func warnf(format string, a ...any) { fmt.Fprintf(os.Stderr, "bainode: warning: "+format+"\n", a...) }
+
+// siteNode is the site's node named host.
+func siteNode(site *spec.Site, host string) (*spec.Node, error) {
+	for i := range site.Nodes {
+		if site.Nodes[i].Hostname == host {
+			return &site.Nodes[i], nil
+		}
+	}
+	return nil, usagef("--node: no node %q in the site", host)
+}
