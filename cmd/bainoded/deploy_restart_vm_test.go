@@ -27,6 +27,7 @@ import (
 	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/vm"
+	"github.com/lablup/bainode/testing/deployfix"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
@@ -159,7 +160,7 @@ func TestVMDeployRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("accel: %v", err)
 	}
-	envDir := deployEnv(t, img)
+	envDir := deployfix.Env(t, img)
 	t.Parallel()
 	dir := t.TempDir()
 	raw, image := smallImage(t, dir)

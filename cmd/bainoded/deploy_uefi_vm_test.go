@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,67 +14,9 @@ import (
 	"github.com/lablup/bainode/builder/pxe"
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
+	"github.com/lablup/bainode/testing/deployfix"
 	"github.com/lablup/bainode/testing/qemu"
 )
-
-// signedESP puts Debian's signed shim (EFI/BOOT/BOOTX64.EFI, the removable
-// path) and signed GRUB (grubx64.efi beside it, where shim looks) on the
-// ESP of the raw disk, in place of the base's unsigned GRUB, with a
-// grub.cfg that boots the root file system's /vmlinuz with appendLine.
-// Signed GRUB reads $prefix/grub.cfg (/EFI/debian) or else the one beside
-// itself; both are written.
-func signedESP(t *testing.T, raw, appendLine string) {
-	t.Helper()
-	loaders, err := pxe.FindLoaders("/")
-	if err != nil {
-		t.Fatalf("signed boot loaders: %v", err)
-	}
-	grub := filepath.Join(filepath.Dir(loaders.GRUB), "grubx64.efi.signed") // the disk GRUB of grub-efi-amd64-signed
-	var uuid string
-	for _, f := range strings.Fields(appendLine) {
-		if v, ok := strings.CutPrefix(f, "root=UUID="); ok {
-			uuid = v
-		}
-	}
-	if uuid == "" {
-		t.Fatalf("the base's command line %q names no root=UUID=", appendLine)
-	}
-	f, err := os.Open(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mbr := make([]byte, 512)
-	_, err = f.ReadAt(mbr, 0)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var start uint32
-	for i := 0; i < 4; i++ {
-		if e := mbr[446+16*i:]; e[4] == 0xef {
-			start = uint32(e[8]) | uint32(e[9])<<8 | uint32(e[10])<<16 | uint32(e[11])<<24
-		}
-	}
-	if start == 0 {
-		t.Fatal("the base disk has no EFI system partition")
-	}
-	cfg := filepath.Join(filepath.Dir(raw), "grub.cfg")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nlinux /vmlinuz %s\ninitrd /initrd.img\nboot\n", uuid, appendLine)), 0o644)
-	img := fmt.Sprintf("%s@@%d", raw, int64(start)*512)
-	for _, args := range [][]string{
-		{"mcopy", "-o", "-i", img, loaders.Shim, "::/EFI/BOOT/BOOTX64.EFI"},
-		{"mcopy", "-o", "-i", img, grub, "::/EFI/BOOT/grubx64.efi"},
-		{"mcopy", "-o", "-i", img, cfg, "::/EFI/BOOT/grub.cfg"},
-		{"mmd", "-i", img, "::/EFI/debian"},
-		{"mcopy", "-o", "-i", img, cfg, "::/EFI/debian/grub.cfg"},
-	} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s (package mtools)", args, err, out)
-		}
-	}
-}
 
 // secureBootOn is the kernel's message when it booted with Secure Boot
 // enforced by the firmware.
@@ -106,8 +47,8 @@ func TestVMImageDeploySecureBoot(t *testing.T) {
 		t.Fatalf("signed boot loaders (shim-signed, grub-efi-amd64-signed): %v", err)
 	}
 	exe, _ := os.Executable()
-	image := testImage(t, img)
-	envDir := deployEnv(t, img)
+	image := deployfix.Image(t, img)
+	envDir := deployfix.Env(t, img)
 	t.Parallel()
 
 	dir := t.TempDir()

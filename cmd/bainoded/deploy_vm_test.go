@@ -4,135 +4,22 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/lablup/bainode/builder/bake"
-	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/fleet"
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/templates"
+	"github.com/lablup/bainode/testing/deployfix"
 	"github.com/lablup/bainode/testing/qemu"
 )
-
-// testImage is the VM test base as a role image: raw.zst and a bake
-// manifest, cached by the base's recipe. A full bake would add minutes;
-// the deploy path is the same for any raw.zst with a manifest. Its ESP
-// boots through Debian's signed shim and GRUB (signedESP), so the one
-// image serves the BIOS and the Secure Boot tests.
-func testImage(t *testing.T, img qemu.Image) string {
-	t.Helper()
-	testImageMu.Lock() // the tests in this binary build it once
-	defer testImageMu.Unlock()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(cache, "bainode", "deploy-image", qemu.RecipeHash()+"-signed-esp")
-	out := filepath.Join(dir, "base.raw.zst")
-	if _, err := os.Stat(bake.ManifestPath(out)); err == nil {
-		return out
-	}
-	for _, tool := range []string{"qemu-img", "zstd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed to make the test image", tool)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	work, err := os.MkdirTemp(dir, ".work-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(work)
-	raw, zst := filepath.Join(work, "base.raw"), filepath.Join(work, "base.raw.zst")
-	if out, err := exec.Command("qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S", "4k", img.Disk, raw).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v\n%s", err, out)
-	}
-	signedESP(t, raw, img.Append)
-	if out, err := exec.Command("zstd", "-q", "-T0", "-3", raw, "-o", zst).CombinedOutput(); err != nil {
-		t.Fatalf("zstd: %v\n%s", err, out)
-	}
-	f, err := os.Open(zst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	n, _ := io.Copy(h, f)
-	f.Close()
-	m, _ := json.MarshalIndent(bake.Manifest{Version: 1, Format: bake.FormatRawZst, Created: time.Now().UTC().Format(time.RFC3339),
-		Output: bake.FileSum{Path: "base.raw.zst", SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}}, "", "  ")
-	if err := os.WriteFile(bake.ManifestPath(zst), m, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The image first, its manifest last: the manifest marks it complete.
-	if err := os.Rename(zst, out); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(bake.ManifestPath(zst), bake.ManifestPath(out)); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-var testImageMu sync.Mutex
-
-var deployEnvOnce struct {
-	sync.Once
-	dir string
-	err error
-}
-
-// deployEnv assembles the deploy environment from the base's kernel and
-// initramfs (Debian's linux-image), busybox-static and a static bainode,
-// once for the test binary.
-func deployEnv(t *testing.T, img qemu.Image) string {
-	t.Helper()
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Fatal("busybox-static is not installed")
-	}
-	deployEnvOnce.Do(func() {
-		deployEnvOnce.dir, deployEnvOnce.err = assembleEnv(t, img)
-	})
-	if deployEnvOnce.err != nil {
-		t.Fatal(deployEnvOnce.err)
-	}
-	return deployEnvOnce.dir
-}
-
-func assembleEnv(t *testing.T, img qemu.Image) (string, error) {
-	dir, err := os.MkdirTemp("", "bainoded-deploy-env-")
-	if err != nil {
-		return "", err
-	}
-	agent := filepath.Join(dir, "bainode")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/lablup/bainode/cmd/bainode")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build bainode: %v\n%s", err, out)
-	}
-	env, err := deploy.Assemble(deploy.EnvOptions{Kernel: img.Kernel, Modules: []string{img.Initrd}, Busybox: "/bin/busybox", Agent: agent}, dir)
-	if err != nil {
-		return "", err
-	}
-	st, _ := os.Stat(env.Initrd)
-	t.Logf("deploy environment: kernel %s, %d modules, initramfs %d bytes", env.KernelVersion, len(env.Modules), st.Size())
-	return dir, nil
-}
 
 // TestVMImageDeploy boots a machine with a blank disk from the network:
 // QEMU's TFTP hands iPXE a script that chains to bainoded, which boots the
@@ -149,8 +36,8 @@ func TestVMImageDeploy(t *testing.T) {
 		t.Fatalf("accel: %v", err)
 	}
 	exe, _ := os.Executable()
-	image := testImage(t, img)
-	envDir := deployEnv(t, img)
+	image := deployfix.Image(t, img)
+	envDir := deployfix.Env(t, img)
 	t.Parallel() // with TestVMImageDeploySecureBoot: each boots mostly on one thread
 
 	dir := t.TempDir()
