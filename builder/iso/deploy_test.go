@@ -171,6 +171,8 @@ func TestWriteDeploy(t *testing.T) {
 // deploy environment's initrd: the kernel must get the arguments as
 // written, through isolinux (SeaBIOS, CD) and through the signed shim and
 // GRUB on bainode's own ESP (OVMF with Secure Boot, CD), ';' included.
+// SeaBIOS also boots it as a disk (the isohybrid MBR), as from a stick
+// written with dd; cmd/bainode's TestVMIsoSelfContained boots OVMF from one.
 func TestBootDeployISO(t *testing.T) {
 	fx := needFixtures(t)
 	needBootTools(t)
@@ -188,6 +190,7 @@ func TestBootDeployISO(t *testing.T) {
 	want := "PROBE cmdline: " // GRUB prepends BOOT_IMAGE=, isolinux does not
 	for _, mode := range []bootMode{
 		{name: "bios-cd", cdrom: true},
+		{name: "bios-disk"}, // a stick written with dd
 		{name: "uefi-sb-cd", uefi: true, secureBoot: true, cdrom: true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
