@@ -31,10 +31,10 @@ type Series struct {
 }
 
 var series = map[string]Series{
-	"ubuntu-20.04": {4096, []string{"version", "storage", "ssh", "network", "user-data"}, true},
-	"ubuntu-22.04": {4096, []string{"version", "storage", "ssh", "network", "user-data"}, false},
-	"ubuntu-24.04": {8192, []string{"version", "storage", "ssh", "network", "user-data"}, false},
-	"ubuntu-26.04": {8192, []string{"version", "storage", "ssh", "network", "user-data"}, false},
+	"ubuntu-20.04": {4096, []string{"version", "storage", "ssh", "network", "user-data", "late-commands"}, true},
+	"ubuntu-22.04": {4096, []string{"version", "storage", "ssh", "network", "user-data", "late-commands"}, false},
+	"ubuntu-24.04": {8192, []string{"version", "storage", "ssh", "network", "user-data", "late-commands"}, false},
+	"ubuntu-26.04": {8192, []string{"version", "storage", "ssh", "network", "user-data", "late-commands"}, false},
 }
 
 // For returns the series of a target, or an error naming it.
@@ -66,8 +66,10 @@ ssh:
 // user-data, which cloud-init applies on the installed system's first
 // boot, and its network-config as the installed system's netplan
 // (subiquity turns cloud-init's network off in the target), nested twice
-// on 20.04. Only keys the series' oldest subiquity knows are written.
-func Wrap(target string, userData, networkConfig []byte) ([]byte, error) {
+// on 20.04. late are shell commands subiquity runs after the install
+// (sh -c, the target mounted at /target). Only keys the series' oldest
+// subiquity knows are written.
+func Wrap(target string, userData, networkConfig []byte, late ...string) ([]byte, error) {
 	s, err := For(target)
 	if err != nil {
 		return nil, err
@@ -99,6 +101,16 @@ func Wrap(target string, userData, networkConfig []byte) ([]byte, error) {
 		}
 		indent(&b, networkConfig, ind)
 	}
+	if len(late) > 0 {
+		b.WriteString("  late-commands:\n")
+		for _, c := range late {
+			q, err := yaml.Marshal(c)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(&b, "    - %s", q)
+		}
+	}
 	b.WriteString("  user-data:\n")
 	indent(&b, ud, "    ")
 
@@ -111,6 +123,15 @@ func Wrap(target string, userData, networkConfig []byte) ([]byte, error) {
 	}
 	if !reflect.DeepEqual(got.Autoinstall["user-data"], orig) {
 		return nil, fmt.Errorf("autoinstall: user-data changed when nested")
+	}
+	cmds, _ := got.Autoinstall["late-commands"].([]any)
+	for i, c := range cmds {
+		if i >= len(late) || c != late[i] {
+			cmds = nil
+		}
+	}
+	if len(cmds) != len(late) {
+		return nil, fmt.Errorf("autoinstall: late-commands changed when written")
 	}
 	for k := range got.Autoinstall {
 		if !slices.Contains(s.Keys, k) {

@@ -29,7 +29,8 @@ func TestAutoinstallGolden(t *testing.T) {
 		if _, err := For(target); err != nil {
 			continue
 		}
-		got, err := Wrap(target, ud, nc)
+		// A late command with the quotes and ';' a payload copy has.
+		got, err := Wrap(target, ud, nc, "set -e; mkdir -p /target/var/x; cat '/cdrom/a b' > /target/var/x/y")
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}

@@ -11,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/lablup/bainode/builder/deploy"
+	"github.com/lablup/bainode/builder/payload"
 )
 
 // SeedDir is where the NoCloud seed goes on the medium; casper mounts the
@@ -22,6 +25,35 @@ type Seed struct {
 	UserData []byte // #cloud-config with an autoinstall: section
 	MetaData []byte
 	Secret   bool // the output gets mode 0600
+	// Payload is a 'bainode payload' image the ISO carries as PayloadParts;
+	// UserData must then hold PayloadCommand among its late-commands.
+	Payload string
+}
+
+// PayloadDir is where a remastered ISO carries the payload image.
+const PayloadDir = "bainode"
+
+// PayloadParts names the files that hold a payload image of size bytes,
+// in order: an ISO9660 file holds at most 4 GiB.
+func PayloadParts(size int64) []string {
+	var out []string
+	for i := int64(0); i*deploy.MaxPart < size || i == 0; i++ {
+		out = append(out, fmt.Sprintf("%s/payload.%03d", PayloadDir, i))
+	}
+	return out
+}
+
+// PayloadCommand is the late-command (run by subiquity with sh -c, the
+// ISO mounted at /cdrom) that joins the parts into payload.InstalledFile
+// on the installed system, whose provisioning loop-mounts it.
+func PayloadCommand(size int64) string {
+	dst := "/target" + payload.InstalledFile
+	var src []string
+	for _, p := range PayloadParts(size) {
+		src = append(src, "/cdrom/"+p)
+	}
+	return fmt.Sprintf("set -e; mkdir -p %s; cat %s > %s.part; mv %s.part %s",
+		path.Dir(dst), strings.Join(src, " "), dst, dst, dst)
 }
 
 // KernelArgs are the arguments the installer needs; they go before "---" so
@@ -210,6 +242,16 @@ func RemasterAutoinstall(src, out string, seed Seed, epoch time.Time) (Autoinsta
 	}
 	spec.Secret = seed.Secret
 	res.Notes = append(res.Notes, notes...)
+	if seed.Payload != "" {
+		files, err := payloadFiles(m, seed.Payload, epoch)
+		if err != nil {
+			return res, err
+		}
+		spec.Files = append(spec.Files, files...)
+		for _, f := range files[1:] {
+			res.Changed = append(res.Changed, f.Path)
+		}
+	}
 	if n, err := espGrubCfg(m); err != nil {
 		return res, err
 	} else if n > 0 {
@@ -227,6 +269,26 @@ func RemasterAutoinstall(src, out string, seed Seed, epoch time.Time) (Autoinsta
 	}
 	sort.Strings(res.Changed)
 	return res, nil
+}
+
+// payloadFiles are the payload's parts (big: read from the host file when
+// the ISO is written, never held in memory) under a new PayloadDir.
+func payloadFiles(m *Medium, src string, epoch time.Time) ([]File, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	for _, f := range m.Files {
+		if f.Path == PayloadDir || strings.HasPrefix(f.Path, PayloadDir+"/") {
+			return nil, fmt.Errorf("%s: already has /%s; bainode puts the payload there", m.Path, PayloadDir)
+		}
+	}
+	files := []File{{Path: PayloadDir, Dir: true, Mode: 0o555, ModTime: epoch}}
+	for i, p := range PayloadParts(st.Size()) {
+		off := int64(i) * deploy.MaxPart
+		files = append(files, File{Path: p, Content: Content{Path: src, Offset: off, Size: min(deploy.MaxPart, st.Size()-off)}, Mode: 0o444, ModTime: epoch})
+	}
+	return files, nil
 }
 
 // espGrubCfg counts FAT directory entries named GRUB.CFG in the EFI boot

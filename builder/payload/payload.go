@@ -40,6 +40,11 @@ import (
 // Label is the file system label the node looks for (blkid -L BAIPAYLOAD).
 const Label = "BAIPAYLOAD"
 
+// InstalledFile is where an installer leaves the payload image on the
+// installed system when no disk carries it ('bainode iso --mode autoinstall
+// --payload'): the provisioning script loop-mounts it instead.
+const InstalledFile = "/var/lib/bainode/payload.img"
+
 // ManifestName is the manifest's path in the file system.
 const ManifestName = "manifest.json"
 
@@ -589,4 +594,23 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// CheckImage tells whether path is a payload image: an ext4 file system
+// labelled Label at its first byte (no partition table).
+func CheckImage(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sb := make([]byte, 1024)
+	if _, err := f.ReadAt(sb, 1024); err != nil {
+		return fmt.Errorf("%s: not a payload image ('bainode payload' writes one): %v", path, err)
+	}
+	label := strings.TrimRight(string(sb[0x78:0x88]), "\x00")
+	if sb[0x38] != 0x53 || sb[0x39] != 0xef || label != Label {
+		return fmt.Errorf("%s: not a payload image ('bainode payload' writes one): no ext4 file system labelled %s", path, Label)
+	}
+	return nil
 }

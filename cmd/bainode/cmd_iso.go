@@ -10,7 +10,9 @@ import (
 
 	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/iso"
+	"github.com/lablup/bainode/builder/payload"
 	"github.com/lablup/bainode/builder/render"
+	"github.com/lablup/bainode/builder/spec"
 )
 
 func init() {
@@ -49,7 +51,11 @@ before "---" on every kernel line, and regenerates md5sum.txt. Boot images
 and the ESP are copied byte for byte, so Secure Boot keeps working. With
 --node the ISO carries that node's cloud-config (and is mode 0600). With
 --server it is generic: an early command fetches each machine's
-cloud-config from bainoded by MAC, then DMI serial.
+cloud-config from bainoded by MAC, then DMI serial. For an air-gapped node
+(artifacts: payload), --payload puts the payload image on the ISO
+(/bainode/payload.NNN, 2 GiB parts) and a late-command joins it into
+/var/lib/bainode/payload.img on the installed system, which the node's
+first boot loop-mounts when no disk is labelled BAIPAYLOAD.
 
 Both modes write a hybrid ISO that boots from CD and, written with dd,
 from USB, under BIOS and UEFI. No root, loop devices or mounts are needed.
@@ -75,6 +81,7 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the ISO to `FILE`", Required: true},
 			&cli.StringFlag{Name: "node", Aliases: []string{"n"}, Usage: "embed this node's (`HOSTNAME`) config (the ISO is then 0600)"},
 			&cli.StringFlag{Name: "server", Usage: "bainoded's `URL`; autoinstall: makes a generic ISO; image: required without --image"},
+			&cli.StringFlag{Name: "payload", Usage: "autoinstall: put this payload image `FILE` (bainode payload) on the ISO; the installer copies it to the node, whose first boot installs from it (air-gapped, with --node)"},
 			&cli.StringFlag{Name: "image", Usage: "image: put this role image `FILE` (raw.zst from bainode bake) and --node's seed on the ISO: self-contained, no bainoded or network needed"},
 		),
 		Action: func(c *cli.Context) error {
@@ -91,6 +98,9 @@ Examples:
 			}
 			if c.String("base") == "" {
 				return usagef("--mode autoinstall: --base FILE (the vendor live-server ISO) is required")
+			}
+			if c.String("image") != "" {
+				return usagef("--image: only for --mode image")
 			}
 			seed, err := isoSeed(c)
 			if err != nil {
@@ -111,10 +121,12 @@ Examples:
 
 // isoSeed is the per-node seed (--node) or the generic one (--server).
 func isoSeed(c *cli.Context) (iso.Seed, error) {
-	host, server := c.String("node"), c.String("server")
+	host, server, pl := c.String("node"), c.String("server"), c.String("payload")
 	switch {
 	case host != "" && server != "":
 		return iso.Seed{}, usagef("--node and --server: pick one (a node's ISO or a generic one)")
+	case pl != "" && host == "":
+		return iso.Seed{}, usagef("--payload: only with --node (the node's first boot installs from it)")
 	case server != "":
 		ud, err := autoinstall.Generic(server)
 		if err != nil {
@@ -143,7 +155,24 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 	for _, w := range f.Warnings {
 		warnf("%s", w)
 	}
-	ud, err := autoinstall.Wrap(node.Target, f.UserData, f.NetworkConfig)
+	var late []string
+	switch {
+	case pl != "":
+		if node.Artifacts != spec.ArtifactsPayload {
+			return iso.Seed{}, usagef("--payload: %s's artifacts is %q; the node installs from a payload only with artifacts: payload in the site", host, node.Artifacts)
+		}
+		if err := payload.CheckImage(pl); err != nil {
+			return iso.Seed{}, usagef("--payload: %v", err)
+		}
+		st, err := os.Stat(pl)
+		if err != nil {
+			return iso.Seed{}, err
+		}
+		late = append(late, iso.PayloadCommand(st.Size()))
+	case node.Artifacts == spec.ArtifactsPayload:
+		warnf("%s installs from a payload (artifacts: payload): attach the payload disk at its first boot, or put it on the ISO with --payload", host)
+	}
+	ud, err := autoinstall.Wrap(node.Target, f.UserData, f.NetworkConfig, late...)
 	if err != nil {
 		return iso.Seed{}, err
 	}
@@ -151,6 +180,7 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 		UserData: ud,
 		MetaData: []byte("instance-id: " + host + "-autoinstall\n"),
 		Secret:   true,
+		Payload:  pl,
 	}, nil
 }
 

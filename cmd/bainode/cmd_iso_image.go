@@ -32,6 +32,9 @@ func isoImage(c *cli.Context, epoch time.Time) error {
 	if c.String("base") != "" {
 		return usagef("--base: only for --mode autoinstall")
 	}
+	if c.String("payload") != "" {
+		return usagef("--payload: only for --mode autoinstall (a baked image carries its artifacts)")
+	}
 	envDir := c.String("deploy-env")
 	if envDir == "" {
 		return usagef("--mode image: --deploy-env DIR is required (bainode deploy-env -o DIR writes it)")

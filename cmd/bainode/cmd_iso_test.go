@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/lablup/bainode/builder/autoinstall"
 	"github.com/lablup/bainode/builder/iso"
+	"github.com/lablup/bainode/builder/payload"
+	"github.com/lablup/bainode/templates"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestISOCommand(t *testing.T) {
@@ -109,4 +114,84 @@ func renderedFile(t *testing.T, example, node, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestISOCommandPayload: --payload puts an air-gapped node's payload on
+// its ISO, byte for byte, and the late-command that copies it to the
+// installed system into its autoinstall; it is refused where it cannot
+// help.
+func TestISOCommandPayload(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.iso")
+	if _, err := iso.Write(iso.Spec{
+		VolumeID: "SRC",
+		Files: []iso.File{
+			{Path: "boot/grub/grub.cfg", Content: iso.Content{Data: []byte("menuentry x {\n\tlinux /casper/vmlinuz ---\n}\n")}},
+			{Path: "boot/core.img", Content: iso.Content{Data: make([]byte, 4096)}},
+		},
+		Catalog: "boot.catalog",
+		Boot:    []iso.BootEntry{{Platform: iso.BIOS, Path: "boot/core.img", LoadSize: 4}},
+		Epoch:   time.Unix(1700000000, 0),
+	}, src); err != nil {
+		t.Fatal(err)
+	}
+	pl := filepath.Join(dir, "payload.img")
+	if err := payload.Build(t.Context(), pl, nil, nil, payload.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	site, _ := fs.ReadFile(templates.FS, "examples/single-node.yaml")
+	gapped := filepath.Join(dir, "gapped.yaml")
+	os.WriteFile(gapped, append(site, "artifacts: payload\n"...), 0o644)
+	out := filepath.Join(dir, "out.iso")
+	base := []string{"iso", "--base", src, "-o", out}
+	for _, tc := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"--payload", pl, "--server", "http://x"}, "only with --node"},
+		{[]string{"--payload", pl, "--example", "single-node", "--node", "bai-aio"}, `artifacts is "online"`},
+		{[]string{"--payload", src, "-c", gapped, "--node", "bai-aio"}, "not a payload image"},
+		{[]string{"--mode", "image", "--payload", pl}, "only for --mode autoinstall"},
+	} {
+		o, e, code := bainode(t, "", append(base, tc.args...)...)
+		if code != 2 || !strings.Contains(o+e, tc.out) {
+			t.Errorf("%s: exit %d, want 2 and %q:\n%s%s", strings.Join(tc.args, " "), code, tc.out, o, e)
+		}
+	}
+	if _, e, _ := bainode(t, "", append(base, "-c", gapped, "--node", "bai-aio")...); !strings.Contains(e, "--payload") {
+		t.Errorf("an air-gapped node's ISO without --payload: no warning:\n%s", e)
+	}
+	if o, e, code := bainode(t, "", append(base, "--payload", pl, "-c", gapped, "--node", "bai-aio")...); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, o, e)
+	}
+	m, err := iso.Inspect(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(pl)
+	want, _ := os.ReadFile(pl)
+	var got, ud []byte
+	for _, f := range m.Files {
+		switch f.Path {
+		case iso.PayloadParts(st.Size())[0]:
+			got = readContent(t, f.Content)
+		case iso.SeedDir + "/user-data":
+			ud = readContent(t, f.Content)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s on the ISO is not the payload image", iso.PayloadParts(st.Size())[0])
+	}
+	var doc struct {
+		Autoinstall struct {
+			LateCommands []string `yaml:"late-commands"`
+		} `yaml:"autoinstall"`
+	}
+	if err := yaml.Unmarshal(ud, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if c := doc.Autoinstall.LateCommands; len(c) != 1 || c[0] != iso.PayloadCommand(st.Size()) ||
+		!strings.Contains(c[0], "/cdrom/bainode/payload.000") || !strings.Contains(c[0], "/target"+payload.InstalledFile) {
+		t.Errorf("late-commands %q: want the payload copy to /target%s", c, payload.InstalledFile)
+	}
 }
