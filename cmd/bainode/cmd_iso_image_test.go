@@ -223,4 +223,18 @@ func TestIsoImageSelfContained(t *testing.T) {
 	if !strings.HasPrefix(string(cfg.SeedFiles["user-data"]), "#cloud-config") && !bytes.HasPrefix(cfg.SeedFiles["user-data"], []byte{0x1f, 0x8b}) {
 		t.Errorf("user-data is not the node's cloud-config: %.40q", cfg.SeedFiles["user-data"])
 	}
+
+	// Reproducible under SOURCE_DATE_EPOCH, image and seed included.
+	var isos [2][]byte
+	for i := range isos {
+		cmd := exec.Command(bainodeBin, append(base, "--image", img, "--node", "bai-vm")...)
+		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		isos[i], _ = os.ReadFile(out)
+	}
+	if !bytes.Equal(isos[0], isos[1]) {
+		t.Error("the same inputs gave two different self-contained ISOs")
+	}
 }
