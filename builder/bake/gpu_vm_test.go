@@ -2,6 +2,7 @@ package bake
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func TestBakeGPUWrongVermagic(t *testing.T) {
 	files := appendEnv(t, renderSeed(t, site, n), choice)
 
 	out := filepath.Join(dir, "gpu.qcow2")
-	pw := &pidSeen{log: &tlog{t: t}}
+	pw := &pidSeen{log: qemu.Log(t)}
 	o := Options{
 		Base: img.Disk, BaseFormat: vm.FormatQCOW2, Seed: files, Payload: payloadImg,
 		Output: out, Accel: accel, Timeout: accel.Timeout(12 * time.Minute), MemoryMiB: 1024, CPUs: 1,
@@ -130,7 +131,7 @@ func appendEnv(t *testing.T, f render.Files, lines string) render.Files {
 
 // pidSeen notes QEMU's pid from the progress.
 type pidSeen struct {
-	log *tlog
+	log io.Writer
 	pid int
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/lablup/bainode/builder/spec"
 	"github.com/lablup/bainode/builder/verify"
 	"github.com/lablup/bainode/testing/payloadfix"
+	"github.com/lablup/bainode/testing/qemu"
 )
 
 // bakedSite is the site of the shared bake: testSite's, with Docker (no
@@ -65,14 +66,10 @@ func TestBakeSmoke(t *testing.T) {
 	if err := seed.WriteISO(iso, files.FS()); err != nil {
 		t.Fatal(err)
 	}
-	o := smoke.Options{
-		Image: baked.output, Seed: iso, SeedFormat: "iso", Boots: 2, NoNetwork: true,
-		Timeout: baked.accel.Timeout(12 * time.Minute), Accel: baked.accel, MemoryMiB: 1024, CPUs: 1,
-		LogDir: filepath.Join(dir, "logs"), Progress: &tlog{t: t},
-	}
-	if !baked.img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = baked.img.Kernel, baked.img.Initrd, baked.img.Append
-	}
+	o := qemu.Smoke(t, baked.img, baked.output, baked.accel)
+	o.Seed, o.SeedFormat, o.Boots, o.NoNetwork = iso, "iso", 2, true
+	o.Timeout, o.MemoryMiB, o.CPUs = baked.accel.Timeout(12*time.Minute), 1024, 1
+	o.LogDir = filepath.Join(dir, "logs")
 	res, err := smoke.Run(t.Context(), o)
 	var serial string
 	if len(res.Logs) > 0 {

@@ -126,7 +126,7 @@ func needBake(t *testing.T) {
 			Output: filepath.Join(dir, "baked.qcow2"), Format: FormatQCOW2,
 			Accel: accel, Timeout: accel.Timeout(15 * time.Minute), MemoryMiB: 1536, CPUs: 2,
 			Version: "test", HashCache: filepath.Join(dir, "hashes"),
-			Progress: &tlog{t: t}, Console: &baked.console,
+			Progress: qemu.Log(t), Console: &baked.console,
 		}
 		if !img.Bootloader {
 			baked.opts.Kernel, baked.opts.Initrd, baked.opts.Append = img.Kernel, img.Initrd, img.Append
@@ -198,7 +198,7 @@ func TestBakeSealed(t *testing.T) {
 	// Unchanged inputs: a cache hit that leaves the output alone.
 	fi0, _ := os.Stat(baked.output)
 	o := baked.opts
-	o.Progress = &tlog{t: t}
+	o.Progress = qemu.Log(t)
 	again, err := Bake(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -269,13 +269,6 @@ func countInFile(t *testing.T, path, needle string) int {
 	}
 }
 
-type tlog struct{ t testing.TB }
-
-func (l *tlog) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // TestBakeInterrupted cancels a bake (Ctrl-C) once its QEMU runs: the
 // QEMU is gone, and no work dir and no output is left.
 func TestBakeInterrupted(t *testing.T) {
@@ -288,7 +281,7 @@ func TestBakeInterrupted(t *testing.T) {
 	site, n := testSite(t, "4096")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	pw := &pidWatch{cancel: cancel, log: &tlog{t: t}}
+	pw := &pidWatch{cancel: cancel, log: qemu.Log(t)}
 	o := Options{
 		Base: img.Disk, BaseFormat: vm.FormatQCOW2, Seed: renderSeed(t, site, n),
 		Output: filepath.Join(dir, "out.qcow2"), Accel: accel, Version: "test", Progress: pw,

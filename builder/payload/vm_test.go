@@ -61,7 +61,7 @@ func TestAirGappedVM(t *testing.T) {
 	}
 	payloadImg := filepath.Join(work, "payload.img")
 	start := time.Now()
-	if err := Build(t.Context(), payloadImg, cache, items, Options{Progress: &tlog{t}}); err != nil {
+	if err := Build(t.Context(), payloadImg, cache, items, Options{Progress: qemu.Log(t)}); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(payloadImg)
@@ -173,14 +173,6 @@ func tailString(s string, n int) string {
 	return s
 }
 
-// tlog writes progress lines to the test log.
-type tlog struct{ t *testing.T }
-
-func (l *tlog) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // TestAirGappedVMCorruptPayload boots with a payload whose Python tarball
 // lost a byte after it was built: the payload step must fail naming that
 // file, the Python step must refuse to install from an unverified payload,
@@ -264,16 +256,11 @@ func bootOffline(t *testing.T, img qemu.Image, accel vm.Accel, work string, file
 	if err := seed.WriteISO(seedISO, files.FS()); err != nil {
 		t.Fatal(err)
 	}
-	o := smoke.Options{
-		Image: img.Disk, Seed: seedISO, SeedFormat: "iso",
-		Drives:    []vm.Drive{{Path: payloadImg, Format: vm.FormatRaw, Media: vm.MediaDisk, ReadOnly: true}},
-		NoNetwork: true,
-		Timeout:   accel.Timeout(timeout), Accel: accel, MemoryMiB: memMiB, CPUs: 2,
-		LogDir: filepath.Join(work, "logs"), Progress: &tlog{t},
-	}
-	if !img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
-	}
+	o := qemu.Smoke(t, img, "", accel)
+	o.Seed, o.SeedFormat, o.NoNetwork = seedISO, "iso", true
+	o.Drives = []vm.Drive{{Path: payloadImg, Format: vm.FormatRaw, Media: vm.MediaDisk, ReadOnly: true}}
+	o.Timeout, o.MemoryMiB, o.CPUs = accel.Timeout(timeout), memMiB, 2
+	o.LogDir = filepath.Join(work, "logs")
 	res, err := smoke.Run(t.Context(), o)
 	var serial string
 	if len(res.Logs) > 0 {

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func TestVMBoots(t *testing.T) {
 
 func bootTree(t *testing.T, tr *cloudinit.Tree, target string) {
 	base := qemu.Need(t)
-	img, err := tr.VMBase(t.Context(), base, &tlog{t: t})
+	img, err := tr.VMBase(t.Context(), base, qemu.Log(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +81,10 @@ func bootTree(t *testing.T, tr *cloudinit.Tree, target string) {
 	if err := seed.WriteISO(iso, f.FS()); err != nil {
 		t.Fatal(err)
 	}
-	o := smoke.Options{
-		Image: img.Disk, Seed: iso, SeedFormat: "iso", Boots: 2,
-		Timeout: accel.Timeout(5 * time.Minute), Accel: accel, MemoryMiB: 1536, CPUs: 2,
-		LogDir: filepath.Join(dir, "logs"), Progress: &tlog{t: t},
-	}
-	if !img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
-	}
+	o := qemu.Smoke(t, img, "", accel)
+	o.Seed, o.SeedFormat, o.Boots = iso, "iso", 2
+	o.Timeout, o.MemoryMiB, o.CPUs = accel.Timeout(5*time.Minute), 1536, 2
+	o.LogDir = filepath.Join(dir, "logs")
 	res, err := smoke.Run(t.Context(), o)
 	defer func() {
 		if t.Failed() {
@@ -157,12 +152,4 @@ func status(r verify.Report, id string) string {
 		}
 	}
 	return "missing"
-}
-
-// tlog writes progress lines to the test log.
-type tlog struct{ t *testing.T }
-
-func (l *tlog) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

@@ -2,7 +2,6 @@ package qemu_test
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,14 +53,10 @@ func boot(t *testing.T, f render.Files) []verify.Report {
 	if err := seed.WriteISO(p, f.FS()); err != nil {
 		t.Fatal(err)
 	}
-	o := smoke.Options{
-		Image: img.Disk, Seed: p, SeedFormat: "iso", Boots: 2,
-		Timeout: accel.Timeout(4 * time.Minute), Accel: accel, MemoryMiB: 1536, CPUs: 2,
-		LogDir: filepath.Join(dir, "logs"), Progress: &tlog{t: t},
-	}
-	if !img.Bootloader {
-		o.Kernel, o.Initrd, o.Append = img.Kernel, img.Initrd, img.Append
-	}
+	o := qemu.Smoke(t, img, "", accel)
+	o.Seed, o.SeedFormat, o.Boots = p, "iso", 2
+	o.Timeout, o.MemoryMiB, o.CPUs = accel.Timeout(4*time.Minute), 1536, 2
+	o.LogDir = filepath.Join(dir, "logs")
 	res, err := smoke.Run(t.Context(), o)
 	if err != nil || t.Failed() {
 		for _, l := range res.Logs {
@@ -162,13 +157,3 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
-
-// tlog writes progress lines to the test log.
-type tlog struct{ t *testing.T }
-
-func (l *tlog) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-var _ io.Writer = (*tlog)(nil)
