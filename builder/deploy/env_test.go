@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,7 @@ func TestAssemble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"virtio_blk", "virtio_net", "virtio_pci", "nvme", "ahci", "e1000e", "sr_mod", "isofs", "scsi_mod"} {
+	for _, m := range []string{"virtio_blk", "virtio_net", "virtio_pci", "nvme", "ahci", "e1000e", "sr_mod", "isofs", "scsi_mod", "usb_storage"} {
 		if !slices.Contains(env.Modules, m) {
 			t.Errorf("module %s not in %v", m, env.Modules)
 		}
@@ -99,5 +100,18 @@ func TestInitKnowsExitDeployed(t *testing.T) {
 	}
 	if want := fmt.Sprintf(`if [ "$rc" = %d ]; then # deploy.ExitDeployed`, ExitDeployed); !strings.Contains(string(init), want) {
 		t.Errorf("env/init lacks %q", want)
+	}
+}
+
+// The init script skips DHCP for a self-contained deploy by finding the
+// image's medium key in the config, which Go's JSON tag owns.
+func TestInitKnowsMediumKey(t *testing.T) {
+	init, err := envFiles.ReadFile("env/init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(Config{Image: Image{Medium: MediumVolumeID}})
+	if !strings.Contains(string(init), `grep -q '"medium"' /etc/bainode/deploy.json`) || !strings.Contains(string(js), `"medium":`) {
+		t.Errorf("env/init and Config disagree on the medium key: %s", js)
 	}
 }

@@ -29,8 +29,9 @@ var Modules = []string{
 	"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net",
 	// disks
 	"nvme", "ahci", "ata_piix", "sd_mod", "mpt3sas", "megaraid_sas",
-	// CD-ROM (ISO mode)
-	"sr_mod", "isofs",
+	// CD-ROM and USB sticks (ISO mode: the self-contained image is read
+	// off the medium)
+	"sr_mod", "isofs", "xhci_pci", "ehci_pci", "uhci_hcd", "usb_storage", "uas",
 	// NICs
 	"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "bnxt_en", "tg3",
 }
