@@ -132,3 +132,7 @@ func (r *rangeReader) Close() error {
 	}
 	return nil
 }
+
+func (r *rangeReader) progress() (int64, int64) { return r.off, r.size }
+func (r *rangeReader) digest() []byte           { return r.sum.Sum(nil) }
+func (r *rangeReader) resumed() int             { return r.resumes }

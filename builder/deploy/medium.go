@@ -196,9 +196,6 @@ func (m *mediumReader) Close() error             { return m.r.Close() }
 func (m *mediumReader) progress() (int64, int64) { return m.off, m.size }
 func (m *mediumReader) digest() []byte           { return m.sum.Sum(nil) }
 func (m *mediumReader) resumed() int             { return 0 }
-func (r *rangeReader) progress() (int64, int64)  { return r.off, r.size }
-func (r *rangeReader) digest() []byte            { return r.sum.Sum(nil) }
-func (r *rangeReader) resumed() int              { return r.resumes }
 
 var _, _ imageSource = (*mediumReader)(nil), (*rangeReader)(nil)
 
