@@ -4,21 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// memSource is an imageSource over bytes.
-type memSource struct {
-	*bytes.Reader
-	all []byte
-}
-
-func (m memSource) progress() (int64, int64) { return m.Size() - int64(m.Len()), m.Size() }
-func (m memSource) digest() []byte           { s := sha256.Sum256(m.all); return s[:] }
-func (m memSource) resumed() int             { return 0 }
 
 // TestWriteStreamWriteError: a disk that refuses writes fails the deploy
 // with the offset, through the writer goroutine.
@@ -33,7 +24,7 @@ func TestWriteStreamWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	src := memSource{bytes.NewReader(zst), zst}
+	src := &mediumReader{r: io.NopCloser(bytes.NewReader(zst)), size: int64(len(zst)), sum: sha256.New()}
 	sum := sha256.Sum256(zst)
 	_, err = writeStream(f, src, 64<<20, false, hex.EncodeToString(sum[:]), t.Logf)
 	if err == nil || !strings.Contains(err.Error(), "writing the disk at byte 1048576") {
