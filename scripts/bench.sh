@@ -33,6 +33,9 @@
 #
 # 6. Bakes an image with bainode bake, Packer and virt-customize (bake_bench)
 #    unless BAKEBENCH=0; ONLY=bake runs that alone.
+# 7. Deploy write throughput: the image-deploy agent against
+#    curl | zstd -dc | dd (deploy_bench) unless DEPLOYBENCH=0; ONLY=deploy
+#    runs that alone (DEPLOY_RUNS rounds, BAINODE_BENCH_IMAGE).
 #
 # Environment: NODES (1000), SAMPLE (100), RUNS (3), GOBENCH (1), SERVEBENCH (1),
 # BENCH_DIR (a new temporary directory, removed afterwards unless KEEP=1).
@@ -189,6 +192,62 @@ if [ "${ONLY:-}" = iso ]; then
 	CGO_ENABLED=0 go build -o bin/bainode ./cmd/bainode
 	[ "${ISO_REMASTER:-1}" = 0 ] || iso_bench
 	image_iso_bench
+	exit 0
+fi
+
+# deploy: the image-deploy agent writing a role image onto a file-backed disk
+# (BenchmarkDeployWrite in builder/deploy: the agent's whole path, download,
+# sha256, decompress, holes for zeros, table edit, seed, fsync) against
+# curl | zstd -dc | dd bs=4M iflag=fullblock conv=sparse,fsync (and without
+# sparse) from the same loopback Go server, the raw.zst warm in the page
+# cache, the output a new file on the same file system. DEPLOY_RUNS rounds
+# (5), each side in its own process, the order alternating; medians. The
+# image is a synthetic 640 MiB disk, or BAINODE_BENCH_IMAGE=x.raw.zst.
+# ONLY=deploy runs nothing else.
+deploy_bench() {
+	need_pkg curl curl
+	need_pkg zstd zstd
+	local d=$WORK/deploy runs=${DEPLOY_RUNS:-5} r side sides img load0
+	mkdir -p "$d"
+	go test -c -o "$d/deploy.test" ./builder/deploy
+	load0=$(cut -d' ' -f1-3 /proc/loadavg)
+	: >"$d/results"
+	for r in $(seq "$runs"); do
+		sides="agent curl-zstd-dd-sparse curl-zstd-dd"
+		if [ $((r % 2)) = 0 ]; then sides="curl-zstd-dd curl-zstd-dd-sparse agent"; fi
+		for side in $sides; do
+			say "deploy: round $r of $runs, $side"
+			TMPDIR=$d "$d/deploy.test" -test.run '^$' -test.bench "^BenchmarkDeployWrite\$/^$side\$" -test.benchtime 1x -test.v >"$d/out" 2>&1 ||
+				{ cat "$d/out" >&2; die "BenchmarkDeployWrite/$side failed"; }
+			img=$(sed -n 's/.*bench_test.go:[0-9]*: image \(.*\); load.*/\1/p' "$d/out")
+			awk -v s="$side" '$1 ~ "^BenchmarkDeployWrite/" && $4 == "ns/op" { print s, $5, $7 }' "$d/out" >>"$d/results"
+		done
+	done
+	# med SIDE FIELD: the median of a column of the results (2: MB/s, 3: CPU s).
+	med() { awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$d/results" | sort -g | awk '
+		{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+	runs_of() { awk -v s="$1" '$1 == s { printf "%s%.0f", sep, $2; sep = ", " }' "$d/results"; }
+	local a s p
+	a=$(med agent 2) s=$(med curl-zstd-dd-sparse 2) p=$(med curl-zstd-dd 2)
+	printf '\n### deploy: image write vs curl | zstd | dd (%s)\n\n' "$img"
+	printf -- '- %s CPUs, load average before/after: %s / %s\n\n' "$(getconf _NPROCESSORS_ONLN)" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '| | median MB/s | runs (MB/s) | median CPU s |\n|---|---:|---|---:|\n'
+	printf '| bainode deploy agent (sha256, holes, seed, fsync) | %.0f | %s | %.2f |\n' "$a" "$(runs_of agent)" "$(med agent 3)"
+	printf '| curl \\| zstd -dc \\| dd conv=sparse,fsync | %.0f | %s | %.2f |\n' "$s" "$(runs_of curl-zstd-dd-sparse)" "$(med curl-zstd-dd-sparse 3)"
+	printf '| curl \\| zstd -dc \\| dd conv=fsync | %.0f | %s | %.2f |\n' "$p" "$(runs_of curl-zstd-dd)" "$(med curl-zstd-dd 3)"
+	# Paired: each round's agent figure over the same round's dd (sparse),
+	# which the load of that moment affects alike.
+	local paired
+	paired=$(awk '$1 == "agent" { a[++na] = $2 } $1 == "curl-zstd-dd-sparse" { s[++ns] = $2 }
+		END { for (i = 1; i <= na && i <= ns; i++) print a[i] / s[i] }' "$d/results" | sort -g | awk '
+		{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	printf '\n- ratio, agent / dd sparse: **%sx** (median of each round'"'"'s ratio: %sx; CPU time, dd / agent: %sx); agent / dd without sparse: %sx\n' \
+		"$(f %.2f "$a / $s")" "$(f %.2f "$paired")" "$(f %.2f "$(med curl-zstd-dd-sparse 3) / $(med agent 3)")" "$(f %.2f "$a / $p")"
+	printf -- '- goal, agent >= 0.9x curl | zstd | dd (sparse): %s\n' "$(awk "BEGIN { exit !($a >= 0.9 * $s) }" && echo met || echo "not met")"
+	rm -rf "$d"
+}
+if [ "${ONLY:-}" = deploy ]; then
+	deploy_bench
 	exit 0
 fi
 
@@ -417,3 +476,5 @@ if [ "${BAKEBENCH:-1}" = 1 ]; then
 fi
 
 if [ "${ISOBENCH:-1}" = 1 ]; then iso_bench; image_iso_bench; fi
+
+if [ "${DEPLOYBENCH:-1}" = 1 ]; then deploy_bench; fi

@@ -51,7 +51,7 @@ type fakeNode struct {
 	sys, dev string
 }
 
-func newFakeNode(t *testing.T, disks map[string]int64) fakeNode {
+func newFakeNode(t testing.TB, disks map[string]int64) fakeNode {
 	t.Helper()
 	root := t.TempDir()
 	n := fakeNode{sys: filepath.Join(root, "sys", "block"), dev: filepath.Join(root, "dev")}
@@ -69,17 +69,23 @@ func newFakeNode(t *testing.T, disks map[string]int64) fakeNode {
 		if err := os.Symlink(real, filepath.Join(n.sys, name)); err != nil {
 			t.Fatal(err)
 		}
-		// An old system on the disk: a valid partition table and boot code.
-		old := make([]byte, 1<<20)
-		old[0], old[510], old[511] = 0xeb, 0x55, 0xaa
-		if err := os.WriteFile(filepath.Join(n.dev, name), old, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(filepath.Join(n.dev, name), size); err != nil {
-			t.Fatal(err)
-		}
+		oldDisk(t, filepath.Join(n.dev, name), size)
 	}
 	return n
+}
+
+// oldDisk makes path a sparse disk of size bytes holding an old system: a
+// valid partition table and boot code.
+func oldDisk(t testing.TB, path string, size int64) {
+	t.Helper()
+	old := make([]byte, 1<<20)
+	old[0], old[510], old[511] = 0xeb, 0x55, 0xaa
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // imageServer serves the image the way bainoded does (http.ServeContent)

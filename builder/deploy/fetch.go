@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,7 @@ type rangeReader struct {
 	logf   func(format string, a ...any)
 
 	off     int64
+	done    atomic.Int64 // off, for progress on the other side of the decoder
 	body    io.ReadCloser
 	resumes int
 	last    time.Time // last progress
@@ -111,6 +113,7 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			r.sum.Write(p[:n])
 			r.off += int64(n)
+			r.done.Store(r.off)
 			r.last = time.Now()
 			return n, nil
 		}
@@ -133,6 +136,6 @@ func (r *rangeReader) Close() error {
 	return nil
 }
 
-func (r *rangeReader) progress() (int64, int64) { return r.off, r.size }
+func (r *rangeReader) progress() (int64, int64) { return r.done.Load(), r.size }
 func (r *rangeReader) digest() []byte           { return r.sum.Sum(nil) }
 func (r *rangeReader) resumed() int             { return r.resumes }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -164,7 +165,7 @@ type imageSource interface {
 // mediumReader reads the image's parts off the boot medium, hashing them.
 type mediumReader struct {
 	r    io.ReadCloser
-	off  int64
+	off  atomic.Int64 // read by progress on writeStream's side of the decoder
 	size int64
 	sum  hash.Hash
 }
@@ -188,12 +189,12 @@ func openMediumImage(sys System, img Image) (*mediumReader, string, error) {
 func (m *mediumReader) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
 	m.sum.Write(p[:n])
-	m.off += int64(n)
+	m.off.Add(int64(n))
 	return n, err
 }
 
 func (m *mediumReader) Close() error             { return m.r.Close() }
-func (m *mediumReader) progress() (int64, int64) { return m.off, m.size }
+func (m *mediumReader) progress() (int64, int64) { return m.off.Load(), m.size }
 func (m *mediumReader) digest() []byte           { return m.sum.Sum(nil) }
 func (m *mediumReader) resumed() int             { return 0 }
 
