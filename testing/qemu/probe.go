@@ -54,7 +54,8 @@ echo "PROBE secureboot: $(dmesg | grep -o 'Secure boot [a-z]*' | head -n 1)"
 mkdir -p /m
 found=
 i=0
-while [ $i -lt 60 ] && [ -z "$found" ]; do
+# Under TCG on a loaded host the CD-ROM can take minutes to appear.
+while [ $i -lt 240 ] && [ -z "$found" ]; do
 	for d in /dev/sr0 /dev/vda /dev/sda; do
 		[ -b $d ] || continue
 		if mount -t iso9660 -o ro $d /m 2>/dev/null; then found=$d; break; fi
@@ -63,6 +64,10 @@ while [ $i -lt 60 ] && [ -z "$found" ]; do
 	i=$((i+1))
 done
 echo "PROBE medium: $found"
+if [ -z "$found" ]; then
+	echo "PROBE devices: $(ls /dev | tr '\n' ' ')"
+	dmesg | grep -iE 'ata[0-9]|sr[0-9]|cdrom|virtio_blk|iso' | tail -n 20
+fi
 for f in ` + strings.Join(ProbeSeedFiles, " ") + `; do
 	[ -f /m/$f ] && echo "PROBE sha256 $(sha256sum /m/$f | cut -d' ' -f1) $f"
 done
