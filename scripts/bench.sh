@@ -31,7 +31,8 @@
 # cloud-localds. Missing packages are installed with apt-get when running as
 # root: cloud-image-utils (cloud-localds, genisoimage), golang-go and nginx.
 #
-# 6. Bakes an image with bainode bake, Packer and virt-customize (bake_bench)
+# 6. Bakes an image with bainode bake, Packer and virt-customize, and boots a
+#    baked node against the stock base (bake_bench)
 #    unless BAKEBENCH=0; ONLY=bake runs that alone.
 # 7. Deploy write throughput: the image-deploy agent against
 #    curl | zstd -dc | dd (deploy_bench) unless DEPLOYBENCH=0; ONLY=deploy
@@ -85,7 +86,8 @@ go version >/dev/null 2>&1 || die "go does not work; install the Go release go.m
 # bake_bench: bainode bake against Packer's QEMU builder and virt-customize
 # on the Debian 12 test base with vm-test's image part (BenchmarkBakeTools
 # in builder/bake prints the table: wall time with phases, output size,
-# sealed or not, bainode's cache hit). Minutes under TCG. BAKEBENCH=0 skips
+# sealed or not, bainode's cache hit), then a baked node's first boot against
+# the stock base's (BenchmarkFirstBoot). Minutes under TCG. BAKEBENCH=0 skips
 # it; ONLY=bake runs nothing else.
 bake_bench() {
 	need_pkg packer packer
@@ -93,6 +95,12 @@ bake_bench() {
 	say "go test -bench BakeTools ./builder/bake (bainode bake, packer, virt-customize)"
 	LIBGUESTFS_BACKEND=direct go test -count=1 -run '^$' -bench '^BenchmarkBakeTools$' -benchtime 1x -timeout 120m ./builder/bake 2>&1 |
 		grep -vE '^(goos|goarch|pkg|cpu|PASS|ok)[: ]|^BenchmarkBakeTools' || true
+	# The first boot of the baked node against the stock base installing
+	# everything from the same payload. Its bake's progress goes to the
+	# benchmark's log: shown only when it fails.
+	say "go test -bench FirstBoot ./builder/bake (baked node vs stock base, first boot to verifier report)"
+	go test -count=1 -run '^$' -bench '^BenchmarkFirstBoot$' -benchtime 1x -timeout 120m ./builder/bake 2>&1 |
+		awk '/^--- FAIL/ { fail = 1 } fail || !/^(goos|goarch|pkg|cpu|ok)[: ]|^PASS$|^BenchmarkFirstBoot|^--- BENCH|^    /' || true
 }
 if [ "${ONLY:-}" = bake ]; then
 	bake_bench

@@ -43,16 +43,11 @@ func bakePayload(t testing.TB, dir string, n *spec.Node) (string, error) {
 	return p, payload.Build(context.Background(), p, cache, items, payload.Options{})
 }
 
-// TestBakeSmoke runs what `bainode smoke --image baked.qcow2 --seed
-// <thin node seed> --boots 2` runs, with no network device and no payload:
-// both boots must pass every check strictly (docker, python, the image;
-// compose is a skip, as the payload cannot carry it on Debian 12), and the
-// first boot's provisioning must be the node phase only, installing
-// nothing.
-func TestBakeSmoke(t *testing.T) {
-	t.Parallel()
-	needBake(t)
-	dir := t.TempDir()
+// nodeSeedISO writes the thin node seed for the shared bake (the node
+// part of bakedSite's plan, checked against the bake's manifest) as an ISO
+// in dir.
+func nodeSeedISO(t testing.TB, dir string) string {
+	t.Helper()
 	site, n := bakedSite(t)
 	full := renderSeed(t, site, n)
 	if err := CheckPlan(baked.res.Manifest, full); err != nil {
@@ -66,8 +61,21 @@ func TestBakeSmoke(t *testing.T) {
 	if err := seed.WriteISO(iso, files.FS()); err != nil {
 		t.Fatal(err)
 	}
+	return iso
+}
+
+// TestBakeSmoke runs what `bainode smoke --image baked.qcow2 --seed
+// <thin node seed> --boots 2` runs, with no network device and no payload:
+// both boots must pass every check strictly (docker, python, the image;
+// compose is a skip, as the payload cannot carry it on Debian 12), and the
+// first boot's provisioning must be the node phase only, installing
+// nothing.
+func TestBakeSmoke(t *testing.T) {
+	t.Parallel()
+	needBake(t)
+	dir := t.TempDir()
 	o := qemu.Smoke(t, baked.img, baked.output, baked.accel)
-	o.Seed, o.SeedFormat, o.Boots, o.NoNetwork = iso, "iso", 2, true
+	o.Seed, o.SeedFormat, o.Boots, o.NoNetwork = nodeSeedISO(t, dir), "iso", 2, true
 	o.Timeout, o.MemoryMiB, o.CPUs = baked.accel.Timeout(12*time.Minute), 1024, 1
 	o.LogDir = filepath.Join(dir, "logs")
 	res, err := smoke.Run(t.Context(), o)
@@ -114,14 +122,11 @@ func TestBakeSmoke(t *testing.T) {
 	// The same patterns find the bake's installs on its console: they
 	// would see an install at first boot.
 	bake := strings.ReplaceAll(baked.console.String(), "\r", "")
-	for _, re := range []string{
-		`bainode-provision\[(payload|docker|python|images|gpu|unmount)\]`,
-		`(?m)(^|cloud-init\[\d+\]: )(Unpacking|Setting up) \S+ \(`,
-	} {
-		if regexp.MustCompile(re).FindString(bake) == "" {
+	for _, re := range []*regexp.Regexp{installStep, dpkgInstall} {
+		if re.FindString(bake) == "" {
 			t.Errorf("the bake's console has no match of %s: the check below would prove nothing", re)
 		}
-		if m := regexp.MustCompile(re).FindString(serial); m != "" {
+		if m := re.FindString(serial); m != "" {
 			t.Errorf("boot 1 installed something: %q", m)
 		}
 	}
@@ -129,6 +134,13 @@ func TestBakeSmoke(t *testing.T) {
 		t.Errorf("boot 1: %q", m)
 	}
 }
+
+// What an install at boot leaves on the console: a provisioning step that
+// installs, and dpkg unpacking or setting up a package.
+var (
+	installStep = regexp.MustCompile(`bainode-provision\[(payload|docker|python|images|gpu|unmount)\]`)
+	dpkgInstall = regexp.MustCompile(`(?m)(^|cloud-init\[\d+\]: )(Unpacking|Setting up) \S+ \(`)
+)
 
 func checkStatus(r verify.Report, id string) string {
 	for _, c := range r.Checks {

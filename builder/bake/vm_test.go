@@ -96,7 +96,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needBake(t *testing.T) {
+func needBake(t testing.TB) {
 	t.Helper()
 	img := qemu.Need(t)
 	fx := payloadfix.Need(t) // cached; here, where it may skip or fail the test
