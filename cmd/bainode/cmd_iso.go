@@ -136,11 +136,7 @@ func isoSeed(c *cli.Context) (iso.Seed, error) {
 	case host == "":
 		return iso.Seed{}, usagef("--node HOSTNAME or --server URL is required")
 	}
-	site, err := loadSite(c)
-	if err != nil {
-		return iso.Seed{}, err
-	}
-	node, err := siteNode(site, host)
+	site, node, err := loadNode(c, host)
 	if err != nil {
 		return iso.Seed{}, err
 	}

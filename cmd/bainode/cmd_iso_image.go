@@ -122,11 +122,7 @@ func deployServer(s string) (string, error) {
 // nodeCPIO fetches host's node.cpio from bainoded by the MAC the site
 // gives it, checks it, and packs its config anew (reproducibly).
 func nodeCPIO(c *cli.Context, server, host string) ([]byte, error) {
-	site, err := loadSite(c)
-	if err != nil {
-		return nil, err
-	}
-	node, err := siteNode(site, host)
+	_, node, err := loadNode(c, host)
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +185,7 @@ func packConfig(js []byte) ([]byte, error) {
 // node part only, when the image's bake manifest names the plan it was
 // baked from). Nothing reaches bainoded.
 func mediumConfig(c *cli.Context, host, image string) ([]byte, error) {
-	site, err := loadSite(c)
-	if err != nil {
-		return nil, err
-	}
-	node, err := siteNode(site, host)
+	site, node, err := loadNode(c, host)
 	if err != nil {
 		return nil, err
 	}

@@ -23,17 +23,7 @@ import (
 // from a loopback stand-in of bainoded's node.cpio route, 0600), and
 // refuses wrong input with usage errors.
 func TestIsoImageCommand(t *testing.T) {
-	if _, err := iso.FindCDLoaders("/"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	env := filepath.Join(dir, "env")
-	os.Mkdir(env, 0o755)
-	os.WriteFile(filepath.Join(env, "vmlinuz"), bytes.Repeat([]byte("k"), 3000), 0o644)
-	os.WriteFile(filepath.Join(env, "initrd.img"), bytes.Repeat([]byte("i"), 3000), 0o644)
+	dir, env := fakeDeployEnv(t)
 
 	a := cpio.NewArchive()
 	a.File(deploy.ConfigFile, 0o600, []byte(`{"node":"bai-a01","token":"secret-a01"}`))
@@ -142,17 +132,7 @@ func isoFile(t *testing.T, p, name string) string {
 // the seed rendered from the site and the disk rule; no server anywhere.
 // Wrong inputs are refused before anything is written.
 func TestIsoImageSelfContained(t *testing.T) {
-	if _, err := iso.FindCDLoaders("/"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	env := filepath.Join(dir, "env")
-	os.Mkdir(env, 0o755)
-	os.WriteFile(filepath.Join(env, "vmlinuz"), bytes.Repeat([]byte("k"), 3000), 0o644)
-	os.WriteFile(filepath.Join(env, "initrd.img"), bytes.Repeat([]byte("i"), 3000), 0o644)
+	dir, env := fakeDeployEnv(t)
 	img := filepath.Join(dir, "aio.raw.zst")
 	zst := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte("z"), 70000)...)
 	os.WriteFile(img, zst, 0o644)
@@ -237,4 +217,23 @@ func TestIsoImageSelfContained(t *testing.T) {
 	if !bytes.Equal(isos[0], isos[1]) {
 		t.Error("the same inputs gave two different self-contained ISOs")
 	}
+}
+
+// fakeDeployEnv is a temp dir holding stand-ins of a deploy environment
+// (dir/env), for ISOs that are inspected, never booted; it needs the
+// distribution's CD loaders.
+func fakeDeployEnv(t *testing.T) (dir, env string) {
+	t.Helper()
+	if _, err := iso.FindCDLoaders("/"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skip(err)
+	}
+	dir = t.TempDir()
+	env = filepath.Join(dir, "env")
+	os.Mkdir(env, 0o755)
+	os.WriteFile(filepath.Join(env, "vmlinuz"), bytes.Repeat([]byte("k"), 3000), 0o644)
+	os.WriteFile(filepath.Join(env, "initrd.img"), bytes.Repeat([]byte("i"), 3000), 0o644)
+	return dir, env
 }

@@ -114,6 +114,16 @@ var nodeFlag = &cli.StringSliceFlag{Name: "node", Aliases: []string{"n"}, Usage:
 
 func warnf(format string, a ...any) { fmt.Fprintf(os.Stderr, "bainode: warning: "+format+"\n", a...) }
 
+// loadNode loads the site (--config or --example) and its node host.
+func loadNode(c *cli.Context, host string) (*spec.Site, *spec.Node, error) {
+	site, err := loadSite(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	node, err := siteNode(site, host)
+	return site, node, err
+}
+
 // siteNode is the site's node named host.
 func siteNode(site *spec.Site, host string) (*spec.Node, error) {
 	for i := range site.Nodes {

@@ -145,20 +145,8 @@ func (x imageDeploy) register(t *testing.T) *fleet.Client {
 // console: every check passes, and the seed came from bainoded.
 func checkDeployedReport(t *testing.T, m *vm.Machine, total time.Duration) {
 	t.Helper()
-	rep, err := extract(m)
-	if err != nil {
-		t.Fatalf("verifier report: %v", err)
-	}
-	var table strings.Builder
-	verify.WriteTable(&table, rep)
-	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
-	for _, c := range rep.Failures() {
-		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
-	}
-	for _, c := range rep.Checks {
-		if c.ID == "cloudinit.datasource" && !strings.Contains(c.Actual, guestBase+"/nocloud/bai-vm/") {
-			t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", c.Actual, guestBase)
-		}
+	if ds := deployfix.Report(t, m, total); !strings.Contains(ds, guestBase+"/nocloud/bai-vm/") {
+		t.Errorf("cloud-init data source %q, want the seed from %s/nocloud/bai-vm/", ds, guestBase)
 	}
 }
 

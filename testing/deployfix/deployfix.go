@@ -21,6 +21,8 @@ import (
 	"github.com/lablup/bainode/builder/bake"
 	"github.com/lablup/bainode/builder/deploy"
 	"github.com/lablup/bainode/builder/pxe"
+	"github.com/lablup/bainode/builder/verify"
+	"github.com/lablup/bainode/builder/vm"
 	"github.com/lablup/bainode/testing/qemu"
 )
 
@@ -179,4 +181,32 @@ func assemble(t testing.TB, img qemu.Image) (string, error) {
 	st, _ := os.Stat(e.Initrd)
 	t.Logf("deploy environment: kernel %s, %d modules, initramfs %d bytes", e.KernelVersion, len(e.Modules), st.Size())
 	return dir, nil
+}
+
+// Report reads the verifier's report from a deployed node's console (the
+// report's last lines may still be arriving), logs it as a table, fails
+// the test on every failed check, and returns the cloud-init data source
+// the node read its seed from.
+func Report(t testing.TB, m *vm.Machine, total time.Duration) (datasource string) {
+	t.Helper()
+	rep, err := verify.Extract([]byte(m.Output()))
+	if err != nil {
+		time.Sleep(3 * time.Second)
+		rep, err = verify.Extract([]byte(m.Output()))
+	}
+	if err != nil {
+		t.Fatalf("verifier report: %v", err)
+	}
+	var table strings.Builder
+	verify.WriteTable(&table, rep)
+	t.Logf("verifier report after %s:\n%s", total.Round(time.Second), table.String())
+	for _, c := range rep.Failures() {
+		t.Errorf("check %s failed: expected %q, actual %q (%s)", c.ID, c.Expected, c.Actual, c.Detail)
+	}
+	for _, c := range rep.Checks {
+		if c.ID == "cloudinit.datasource" {
+			datasource = c.Actual
+		}
+	}
+	return datasource
 }
