@@ -33,8 +33,9 @@ finds the disk holds this deploy and leaves it alone (add bainode.reimage=1
 to the kernel command line to write it again). The ISO is 0600: the seed
 holds the node's secrets.
 
-Otherwise the image and the node's seed come from bainoded (--server). Without --node the ISO is
-generic: the agent fetches its node's config from bainoded by MAC
+Otherwise the image and the node's seed come from bainoded (--server).
+Without --node the ISO is generic: the agent fetches its node's config
+from bainoded by MAC
 ("bainode.server=URL" on the kernel command line). With --node the ISO
 carries that node's config as a second initrd, fetched from bainoded now:
 it holds the node's reporting token, so the ISO is written mode 0600 from
