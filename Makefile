@@ -27,7 +27,7 @@ APT_PACKAGES := cloud-init genisoimage xorriso mtools dosfstools util-linux \
 	e2fsprogs fdisk libdqlite-dev libraft-dev libuv1-dev libsqlite3-dev gcc pkg-config shellcheck \
 	ca-certificates dpkg-dev apt busybox-static kmod cpio pxelinux isolinux syslinux-efi \
 	grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed debian-installer-12-netboot-amd64 \
-	sudo systemd
+	sudo systemd zstd
 # Only `make bench` needs these: the tools a user would pick instead of bainode.
 BENCH_PACKAGES := packer libguestfs-tools
 
