@@ -36,6 +36,14 @@ func mediumISO(t *testing.T, zst []byte) (string, []string) {
 	return iso, parts
 }
 
+// mediumConfig is a self-contained deploy's config for zst in parts.
+func mediumConfig(zst []byte, parts []string) Config {
+	sum := sha256.Sum256(zst)
+	return Config{Node: "n1",
+		Image:     Image{Medium: MediumVolumeID, Parts: parts, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(zst))},
+		SeedFiles: map[string][]byte{"meta-data": []byte("instance-id: n1\nlocal-hostname: n1\n"), "user-data": []byte("#cloud-config\n{}\n")}}
+}
+
 // attach adds a device to a fake node: a /sys/block entry and its node.
 func (n fakeNode) attach(t *testing.T, name, src string) {
 	t.Helper()
@@ -60,10 +68,7 @@ func (n fakeNode) attach(t *testing.T, name, src string) {
 func TestAgentDeploysFromMedium(t *testing.T) {
 	raw, zst := testImage(t)
 	iso, parts := mediumISO(t, zst)
-	sum := sha256.Sum256(zst)
-	cfg := Config{Node: "n1",
-		Image:     Image{Medium: MediumVolumeID, Parts: parts, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(zst))},
-		SeedFiles: map[string][]byte{"meta-data": []byte("instance-id: n1\nlocal-hostname: n1\n"), "user-data": []byte("#cloud-config\n{}\n")}}
+	cfg := mediumConfig(zst, parts)
 	for _, medium := range []string{"sr0", "vdb"} {
 		t.Run(medium, func(t *testing.T) {
 			n := newFakeNode(t, map[string]int64{"vda": 64 << 20})
@@ -117,10 +122,7 @@ func TestAgentDeploysFromMedium(t *testing.T) {
 func TestAgentMediumRefusals(t *testing.T) {
 	_, zst := testImage(t)
 	iso, parts := mediumISO(t, zst)
-	sum := sha256.Sum256(zst)
-	base := Config{Node: "n1",
-		Image:     Image{Medium: MediumVolumeID, Parts: parts, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(zst))},
-		SeedFiles: map[string][]byte{"meta-data": []byte("instance-id: n1\n")}}
+	base := mediumConfig(zst, parts)
 	for _, tc := range []struct {
 		name   string
 		attach bool
