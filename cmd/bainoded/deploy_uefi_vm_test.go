@@ -54,14 +54,8 @@ func TestVMImageDeploySecureBoot(t *testing.T) {
 	dir := t.TempDir()
 	x := newImageDeploy(t, dir, envDir, image)
 	addr := x.addr
-	d := startDaemon(t, x.args...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
-		}
-	})
 	ctx := t.Context()
-	fc := x.register(t)
+	fc := x.start(t)
 
 	// The netboot tree, as 'bainode pxe' writes it; QEMU's TFTP serves it.
 	tree, _, err := pxe.Build(pxe.Options{Server: guestBase, Loaders: loaders, DeployEnv: envDir,

@@ -43,14 +43,8 @@ func TestVMImageDeploy(t *testing.T) {
 	dir := t.TempDir()
 	x := newImageDeploy(t, dir, envDir, image)
 	addr := x.addr
-	d := startDaemon(t, x.args...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
-		}
-	})
 	ctx := t.Context()
-	fc := x.register(t)
+	fc := x.start(t)
 
 	tftp := filepath.Join(dir, "tftp")
 	os.MkdirAll(tftp, 0o755)
@@ -123,6 +117,19 @@ func newImageDeploy(t *testing.T, dir, envDir, image string) imageDeploy {
 			"--deploy-env", envDir, "--image", "all-in-one=" + image},
 		addr: addr, admin: admin, token: token,
 	}
+}
+
+// start runs bainoded with x's flags (its output goes to the log of a
+// failed test) and registers bai-vm.
+func (x imageDeploy) start(t *testing.T) *fleet.Client {
+	t.Helper()
+	d := startDaemon(t, x.args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bainoded output:\n%s", tail(d.out.String(), 8000))
+		}
+	})
+	return x.register(t)
 }
 
 // register waits for bainoded, then pushes vm-test and registers its node
